@@ -1,0 +1,31 @@
+"""User-facing errors.
+
+Every mistake a user can make (a wrong path, a file that is not weights, an input that is too
+small) raises a subclass of :class:`GoogLeNetError`. Its message is one line that names the
+culprit and says what to do; the command line prints it without a traceback and exits with 2.
+Anything else that escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GoogLeNetError(Exception):
+    """A mistake in what the user asked for; ``str(err)`` is the whole, one-line explanation."""
+
+    exit_code = 2
+
+
+class ConfigError(GoogLeNetError, ValueError):
+    """An unknown preset, an unknown option, or options that contradict each other."""
+
+
+class InputSizeError(GoogLeNetError, ValueError):
+    """An input tensor the network cannot take (too small, wrong number of channels)."""
+
+
+class WeightsError(GoogLeNetError, ValueError):
+    """A weights file that is missing, unreadable, unsafe, or for another network."""
+
+
+class DataError(GoogLeNetError, ValueError):
+    """A data directory or image that cannot be used."""
