@@ -111,7 +111,7 @@ def pil_to_uint8(img: Image.Image) -> Tensor:
 def normalize(
     images: Tensor, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype = torch.float32
 ) -> Tensor:
-    """``uint8`` images (... x 3 x H x W) to float, minus mean, over std (mean/std in [0, 1] units)."""
+    """``uint8`` images (... x 3 x H x W) to float, minus mean, over std (both in [0, 1] units)."""
     x = images.to(dtype) / 255.0
     m = torch.tensor(mean, dtype=dtype, device=x.device).view(3, 1, 1)
     s = torch.tensor(std, dtype=dtype, device=x.device).view(3, 1, 1)
