@@ -57,7 +57,8 @@ def test_every_table1_row_has_the_papers_output_shape(preset):
     got = {r.name: tuple(r.output_shape[1:]) + (r.output_shape[0],) for r in rows}
     assert got == TABLE1_OUTPUTS
     assert [r.output_shape for r in aux_rows] == [[1000, 1, 1], [1000, 1, 1]]
-    assert sum(r.depth for r in rows) == 22  # "22 layers deep when counting only layers with params"
+    assert sum(r.depth for r in rows) == 22  # "22 layers deep when counting only layers with
+    # parameters" (the paper, section 5)
 
 
 def test_torchvision_preset_has_torchvisions_parameter_counts():
@@ -74,8 +75,9 @@ def test_paper_preset_parameter_count_matches_the_caffe_model():
 
 def test_paper_preset_is_the_paper_network():
     model = create_model("paper")
-    assert isinstance(model.norm1, nn.LocalResponseNorm) and isinstance(model.norm2, nn.LocalResponseNorm)
-    assert (model.norm1.size, model.norm1.alpha, model.norm1.beta, model.norm1.k) == (5, 1e-4, 0.75, 1.0)
+    for lrn in (model.norm1, model.norm2):
+        assert isinstance(lrn, nn.LocalResponseNorm)
+        assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 1.0)
     assert model.inception4a.conv5x5.conv.kernel_size == (5, 5)
     assert model.maxpool4.kernel_size == 3 and model.maxpool4.ceil_mode
     assert model.dropout.p == 0.4 and model.aux1.dropout.p == 0.7
@@ -104,11 +106,10 @@ def test_gradient_reaches_every_parameter_with_42_classes(preset):
     assert isinstance(out, GoogLeNetOutputs)
     assert [t.shape for t in out] == [torch.Size([2, 42])] * 3
     target = torch.tensor([3, 41])
-    loss = nn.functional.cross_entropy(out.logits, target) + 0.3 * (
-        nn.functional.cross_entropy(out.aux1, target) + nn.functional.cross_entropy(out.aux2, target)
-    )
+    ce = nn.functional.cross_entropy
+    loss = ce(out.logits, target) + 0.3 * (ce(out.aux1, target) + ce(out.aux2, target))
     loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
     assert missing == []
 
 

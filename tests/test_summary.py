@@ -42,7 +42,8 @@ def test_paper_rows_carry_the_printed_figures_and_the_recount():
     assert rows["conv1"]["params"] == 7 * 7 * 3 * 64 + 64
     assert rows["conv1"]["macs"] == 112 * 112 * 64 * 7 * 7 * 3
     assert rows["conv1"]["paper_params"] == 2.7e3 and rows["inception5b"]["paper_params"] == 1388e3
-    assert rows["conv2"]["depth"] == 2 and rows["conv2"]["branches"] == {"c3x3_reduce": 64, "c3x3": 192}
+    assert rows["conv2"]["depth"] == 2
+    assert rows["conv2"]["branches"] == {"c3x3_reduce": 64, "c3x3": 192}
     assert rows["inception4e"]["branches"]["c5x5"] == 128
     assert "LRN" in rows["maxpool1"]["type"] and "LRN" in rows["conv2"]["type"]
     assert report["total_params"] == 6_998_552
