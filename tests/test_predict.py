@@ -249,6 +249,7 @@ def test_cli_predict_not_an_image_alone(run_cli, weights, tmp_path):
     assert "photo.jpg: not a readable image" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 @pytest.mark.parametrize(
     "content, message",
     [
