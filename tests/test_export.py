@@ -7,6 +7,7 @@ preset (LRN, true 5x5) and the torchvision one (BatchNorm, transform_input).
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from pathlib import Path
@@ -143,18 +144,28 @@ def test_torchscript_and_exported_program_match_pytorch(case, fmt, tmp_path):
     assert float(np.abs(got - reference(case.model, x)).max()) <= ATOL
 
 
-def test_legacy_exporter_for_old_opsets(tmp_path):
-    """Opsets below 18 go through PyTorch's TorchScript-based exporter: still checked, still
-    the paper's LRN."""
+@pytest.mark.parametrize("opset", [13, pytest.param(18, marks=slow)])
+def test_lrn_exports_exactly_with_both_exporters(opset, tmp_path):
+    """The paper's LRN, where it matters: with conv1 scaled up, removing the two LRN layers
+    changes the logits by far more than the tolerance, and the export still matches. Opset 13
+    goes through PyTorch's legacy exporter, 18 through the torch.export-based one."""
     model = tiny_model("paper", seed=4)
-    path = tmp_path / "old.onnx"
-    result = export(model, path, "onnx", opset=13)
+    with torch.no_grad():
+        model.conv1.conv.weight.mul_(60)  # activations in the hundreds, as in Caffe's 0-255 input
+    x = torch.randn(3, 3, INPUT_SIZE, INPUT_SIZE)
+    want = reference(model, x)
+    without_lrn = copy.deepcopy(model)
+    without_lrn.norm1 = without_lrn.norm2 = torch.nn.Identity()
+    assert np.abs(reference(without_lrn, x) - want).max() > 100 * ATOL
+
+    path = tmp_path / "lrn.onnx"
+    result = export(model, path, "onnx", opset=opset)
     proto = onnx.load(str(path))
-    assert result.opset == 13 and [o.version for o in proto.opset_import if o.domain == ""] == [13]
+    assert result.opset == opset
+    assert [o.version for o in proto.opset_import if o.domain == ""] == [opset]
     predictor = Predictor.from_file(path)
     assert predictor.config.input_size == INPUT_SIZE  # the config travelled with the file
-    x = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE)
-    assert np.abs(predictor.logits(x).numpy() - reference(model, x)).max() <= ATOL
+    assert np.abs(predictor.logits(x).numpy() - want).max() <= ATOL  # 3 images, batch-1 file
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")

@@ -47,7 +47,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .errors import ConfigError, GoogLeNetError, WeightsError
+from .errors import ConfigError, GoogLeNetError, InputSizeError, WeightsError
 from .fileio import atomic_save
 from .model import GoogLeNet, GoogLeNetConfig
 from .weights import CONFIG_KEY, FORMAT_VERSION, _json_config
@@ -276,7 +276,7 @@ class OnnxModel:
         """Logits of an N x 3 x S x S normalized float batch (S: the exported input size)."""
         size = self.config.input_size
         if x.dim() != 4 or tuple(x.shape[1:]) != (3, size, size):
-            raise GoogLeNetError(
+            raise InputSizeError(
                 f"{self.path} takes N x 3 x {size} x {size} batches, got {tuple(x.shape)}"
             )
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from .data import CROP_CHOICES, EvalTransform, is_image_file, multi_crop, normal
 from .errors import ConfigError, DataError, WeightsError
 from .fileio import atomic_open, atomic_save
 from .model import GoogLeNet, GoogLeNetConfig
+
+if TYPE_CHECKING:
+    from .export import OnnxModel
 
 ImageInput = str | os.PathLike | Image.Image | Tensor
 Runner = Callable[[Tensor], Tensor]
@@ -134,9 +137,10 @@ class Prediction:
 class Predictor:
     """Top-k classes for images, with the preprocessing the weights expect.
 
-    >>> predictor = Predictor.from_file("googlenet.safetensors")      # or .pth, or .onnx
-    >>> predictor(["cat.jpg", "dog.png"], topk=3)[0].topk[0].name
-    'tabby'
+    ::
+
+        predictor = Predictor.from_file("googlenet.safetensors")  # or a .pth, or an .onnx
+        best = predictor(["cat.jpg", "dog.png"], topk=3)[0].topk[0]  # ClassScore: name, prob
 
     ``model`` is a :class:`GoogLeNet` (run by ``backend``, a name in :data:`BACKENDS` or a
     factory ``model -> callable``) or an exported :class:`~googlenet.export.OnnxModel` (run by
@@ -146,7 +150,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: GoogLeNet | Any,
+        model: GoogLeNet | OnnxModel,
         *,
         device: str | torch.device | None = None,
         crops: int = 1,
@@ -222,6 +226,13 @@ class Predictor:
         n, c = crops.shape[:2]
         logits = self.logits(crops.flatten(0, 1)).float()
         return logits.softmax(-1).view(n, c, -1).mean(1).cpu()
+
+    def _predict_crops(self, items: list[tuple[str, Tensor]], topk: int) -> list[Prediction]:
+        """(path, crops x 3 x S x S) pairs -> their predictions, as one batch."""
+        if not items:
+            return []
+        probs = self._probabilities(torch.stack([crops for _, crops in items]))
+        return self._top(probs, topk, [path for path, _ in items])
 
     def _top(self, probs: Tensor, topk: int, paths: Sequence[str | None]) -> list[Prediction]:
         values, indices = probs.topk(min(topk, probs.shape[-1]), dim=-1)
@@ -304,11 +315,10 @@ class Predictor:
             pin_memory=self.device.type == "cuda",
         )
         for batch in loader:
-            good = [(path, crops) for path, crops, _ in batch if crops is not None]
-            probs = self._probabilities(torch.stack([c for _, c in good])) if good else None
-            done = iter(self._top(probs, topk, [p for p, _ in good]) if good else [])
-            for path, crops, error in batch:
-                yield next(done) if crops is not None else Prediction(path, (), error)
+            readable = [(path, crops) for path, crops, _ in batch if crops is not None]
+            predictions = iter(self._predict_crops(readable, topk))
+            for path, crops, error in batch:  # in order, failures in their place
+                yield next(predictions) if crops is not None else Prediction(path, (), error)
 
     # -- class activation maps ----------------------------------------------------------------
 
