@@ -182,6 +182,13 @@ class Predictor:
         else:  # an exported model that runs itself (OnnxModel)
             self.model, self.backend, self._run = None, "onnxruntime", model
 
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"Predictor(preset={c.preset!r}, classes={c.num_classes}, input_size={c.input_size}, "
+            f"crops={self.crops}, backend={self.backend!r}, device='{self.device}')"
+        )
+
     @classmethod
     def from_file(
         cls,
