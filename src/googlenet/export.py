@@ -50,7 +50,7 @@ from torch import Tensor
 from .errors import ConfigError, GoogLeNetError, InputSizeError, WeightsError
 from .fileio import atomic_save
 from .model import GoogLeNet, GoogLeNetConfig
-from .weights import CONFIG_KEY, FORMAT_VERSION, _json_config
+from .weights import CONFIG_KEY, FORMAT_VERSION, config_from_json
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class OnnxModel:
                 f"{self.path} has no '{CONFIG_KEY}' metadata: export it with `googlenet export`"
             )
         try:
-            self.config = GoogLeNetConfig.from_dict(_json_config(meta[CONFIG_KEY]))
+            self.config = GoogLeNetConfig.from_dict(config_from_json(meta[CONFIG_KEY]))
         except (ConfigError, TypeError, ValueError) as err:
             raise WeightsError(f"{self.path}: invalid model configuration in its metadata") from err
         graph_input = self.session.get_inputs()[0]

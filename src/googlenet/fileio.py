@@ -18,6 +18,15 @@ from typing import IO, Any
 from .errors import GoogLeNetError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -39,6 +48,8 @@ def _replacing(path: Path) -> Iterator[str]:
     except OSError as err:
         raise GoogLeNetError(f"cannot write {path}: {err.strerror or err}") from err
     os.close(fd)
+    # mkstemp creates the file 0600; give the result the permissions a plain open() would.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
