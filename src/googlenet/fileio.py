@@ -48,10 +48,10 @@ def _replacing(path: Path) -> Iterator[str]:
     except OSError as err:
         raise GoogLeNetError(f"cannot write {path}: {err.strerror or err}") from err
     os.close(fd)
-    # mkstemp creates the file 0600; give the result the permissions a plain open() would.
-    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
+        # mkstemp (and some writers) create files 0600; give the result what open() would.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
