@@ -26,7 +26,7 @@ from .errors import ConfigError
 log = logging.getLogger(__name__)
 
 DEMO_SIZE = 32
-DEMO_EPOCHS = 12
+DEMO_EPOCHS = 15
 DEMO_SEED = 0
 VAL_FRACTION = 0.2
 
@@ -95,13 +95,12 @@ def run_demo(
         epochs=epochs,
         batch_size=32,
         workers=workers,
-        lr=0.02,
-        schedule="cosine",
-        warmup_epochs=1,
-        scale=(0.35, 1.0),
-        hflip=0.0,
+        lr=0.01,
+        schedule="paper",
+        scale=(0.25, 1.0),
         polyak=True,
         polyak_decay=0.99,
+        seed=DEMO_SEED,
         resume="auto",
     )
     result = train(cfg)
