@@ -262,6 +262,31 @@ class Loop:
         return x, batch.labels.to(self.dist.device, non_blocking=True)
 
 
+def train_step(loop: Loop, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """One optimizer step: the scheduled learning rate, forward and loss in one autocast,
+    backward through the grad scaler (a pass-through unless fp16), SGD, the Polyak update.
+
+    Returns the main logits and the losses (total, main, aux1, aux2; 0 for absent heads),
+    detached and left on the device: reading them would synchronize with a GPU every step.
+    """
+    lr = lr_at(loop.step, loop.steps_per_epoch, loop.cfg)
+    for group in loop.optimizer.param_groups:
+        group["lr"] = lr
+    with loop.autocast():
+        out = loop.model(x, return_aux=True)
+        loss, main, aux1, aux2 = googlenet_loss(out, y, loop.criterion, loop.cfg.aux_weight)
+    loop.optimizer.zero_grad(set_to_none=True)
+    loop.scaler.scale(loss).backward()
+    loop.scaler.step(loop.optimizer)
+    loop.scaler.update()
+    if loop.polyak is not None:
+        loop.polyak.update_parameters(loop.raw)
+    loop.step += 1
+    zero = loss.new_zeros(())
+    losses = [loss, main, aux1 if aux1 is not None else zero, aux2 if aux2 is not None else zero]
+    return out.logits.detach(), torch.stack(losses).detach()
+
+
 def train_one_epoch(loop: Loop, loader, epoch: int, skipped: set[str]) -> dict[str, float]:
     """One pass over the training set; returns the epoch's mean losses, top-1, images/s."""
     cfg, device = loop.cfg, loop.dist.device
@@ -275,28 +300,22 @@ def train_one_epoch(loop: Loop, loader, epoch: int, skipped: set[str]) -> dict[s
         n_skipped += _report_skipped(batch.skipped, skipped, cfg.strict)
         if batch.labels.numel() == 0:
             continue
-        lr = lr_at(loop.step, loop.steps_per_epoch, cfg)
-        for group in loop.optimizer.param_groups:
-            group["lr"] = lr
         x, y = loop.to_device(batch)
-        with loop.autocast():
-            out = loop.model(x, return_aux=True)
-            loss, main, aux1, aux2 = googlenet_loss(out, y, loop.criterion, cfg.aux_weight)
-        loop.optimizer.zero_grad(set_to_none=True)
-        loop.scaler.scale(loss).backward()
-        loop.scaler.step(loop.optimizer)
-        loop.scaler.update()
-        if loop.polyak is not None:
-            loop.polyak.update_parameters(loop.raw)
-        loop.step += 1
-        n, zero = y.numel(), loss.new_zeros(())
-        parts = [loss, main, aux1 if aux1 is not None else zero, aux2 if aux2 is not None else zero]
-        sums[:4] += torch.stack(parts).detach().double() * n
-        sums[4] += (out.logits.argmax(1) == y).sum()
-        sums[5] += n
+        logits, losses = train_step(loop, x, y)
+        sums[:4] += losses.double() * y.numel()
+        sums[4] += (logits.argmax(1) == y).sum()
+        sums[5] += y.numel()
         if (i + 1) % cfg.print_freq == 0 or i + 1 == len(loader):
             _check_finite(sums[0], loop, epoch)
-            _show(bar, sums, i + 1, len(loader), lr, start, loop.dist)
+            _show(
+                bar,
+                sums,
+                i + 1,
+                len(loader),
+                loop.optimizer.param_groups[0]["lr"],
+                start,
+                loop.dist,
+            )
     totals = distributed.all_reduce_sum(sums.tolist() + [n_skipped], device)
     seconds = time.perf_counter() - start
     n = max(totals[5], 1.0)
@@ -506,10 +525,58 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     raw = build_model(cfg, classes, ckpt).to(d.device)
     mc = raw.config
+    train_set, val_set, train_loader, val_loader = build_loaders(cfg, d, mc, train_dir, val_dir)
+    loop = make_loop(cfg, raw, d, steps_per_epoch=len(train_loader))
+    torch.manual_seed(cfg.seed + d.rank)  # dropout: different masks on different ranks
+    start_epoch, best, rows = _restore(loop, ckpt) if ckpt else (0, -1.0, [])
+    if d.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_config(out, cfg, mc, train_set, val_set, d)
+        log.info(
+            "training %s on %d images%s, %d epoch(s) on %s x %d, into %s",
+            _describe(cfg, mc),
+            len(train_set),
+            f" + {len(val_set)} val" if val_set else "",
+            cfg.epochs,
+            d.device,
+            d.world,
+            out,
+        )
+    metrics = MetricsLog(out, rows) if d.is_main else None
+    skipped: set[str] = set()
+    for epoch in range(start_epoch, cfg.epochs):
+        stats = train_one_epoch(loop, train_loader, epoch, skipped)
+        row = {"epoch": epoch + 1, "step": loop.step, **stats}
+        if val_loader is not None:
+            row |= validate(raw, val_loader, loop, "val")
+            if loop.polyak is not None:
+                row |= validate(loop.polyak.module, val_loader, loop, "polyak")
+        rng = _gather_rng(d)
+        if not d.is_main:
+            continue
+        _log_epoch(row, cfg.epochs)
+        metrics.append(row)
+        best = _save_epoch(out, loop, epoch + 1, row, best, metrics.rows, rng)
+    distributed.barrier()
+    if not d.is_main:
+        return {}
+    metrics.close()
+    save_weights(raw, out / "final.safetensors", {"epoch": str(cfg.epochs)})
+    if loop.polyak is not None:
+        save_weights(_unwrap(loop.polyak), out / "polyak.safetensors", {"epoch": str(cfg.epochs)})
+    plot_curves(metrics.rows, out)
+    return {"output_dir": out, "best_top1": best, "epochs": cfg.epochs, "metrics": metrics.rows}
+
+
+def build_loaders(
+    cfg: TrainConfig, d: Dist, mc: GoogLeNetConfig, train_dir: Path, val_dir: Path | None
+):
+    """The train and val image folders and their loaders, this rank's shard of each."""
     train_tf = data.TrainTransform(
         mc.input_size, mc.mean, mc.std, cfg.scale, cfg.ratio, cfg.hflip, cfg.jitter, cfg.lighting
     )
     train_set = data.ImageFolder(train_dir, train_tf)
+    classes = train_set.classes
     val_set = (
         data.ImageFolder(val_dir, data.EvalTransform.for_model(mc), classes) if val_dir else None
     )
@@ -540,7 +607,12 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
         )
     else:
         log.warning("no validation set (%s/val): no val metrics and no best.* files", cfg.data)
+    return train_set, val_set, train_loader, val_loader
 
+
+def make_loop(cfg: TrainConfig, raw: GoogLeNet, d: Dist, steps_per_epoch: int) -> Loop:
+    """Wrap the model for speed and for torchrun (channels-last, torch.compile, DDP) and build
+    what trains it: optimizer, grad scaler, loss, Polyak average."""
     _configure_backends(cfg, d.device)
     if cfg.channels_last:
         raw = raw.to(memory_format=torch.channels_last)
@@ -548,7 +620,7 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     if d.enabled:
         ids = [d.device.index] if d.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    loop = Loop(
+    return Loop(
         model=model,
         raw=raw,
         polyak=polyak_average(raw, cfg.polyak_decay) if cfg.polyak else None,
@@ -557,50 +629,8 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
         criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
         cfg=cfg,
         dist=d,
-        steps_per_epoch=len(train_loader),
+        steps_per_epoch=steps_per_epoch,
     )
-    torch.manual_seed(cfg.seed + d.rank)  # dropout: different masks on different ranks
-    start_epoch, best, rows = _restore(loop, ckpt) if ckpt else (0, -1.0, [])
-    if d.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_config(out, cfg, mc, train_set, val_set, d)
-        log.info(
-            "training %s (%s, %d classes, %d px) on %d images%s, %d epoch(s), %s x %d, out %s",
-            mc.preset,
-            "fine-tuned" if cfg.weights else "from scratch",
-            mc.num_classes,
-            mc.input_size,
-            len(train_set),
-            f" + {len(val_set)} val" if val_set else "",
-            cfg.epochs,
-            d.device,
-            d.world,
-            out,
-        )
-    metrics = MetricsLog(out, rows) if d.is_main else None
-    skipped: set[str] = set()
-    for epoch in range(start_epoch, cfg.epochs):
-        row = {"epoch": epoch + 1, "step": 0, **train_one_epoch(loop, train_loader, epoch, skipped)}
-        row["step"] = loop.step
-        if val_loader is not None:
-            row |= validate(raw, val_loader, loop, "val")
-            if loop.polyak is not None:
-                row |= validate(loop.polyak.module, val_loader, loop, "polyak")
-        rng = _gather_rng(d)
-        if not d.is_main:
-            continue
-        _log_epoch(row, cfg.epochs)
-        metrics.append(row)
-        best = _save_epoch(out, loop, epoch + 1, row, best, metrics.rows, rng)
-    distributed.barrier()
-    if not d.is_main:
-        return {}
-    metrics.close()
-    save_weights(raw, out / "final.safetensors", {"epoch": str(cfg.epochs)})
-    if loop.polyak is not None:
-        save_weights(_unwrap(loop.polyak), out / "polyak.safetensors", {"epoch": str(cfg.epochs)})
-    plot_curves(metrics.rows, out)
-    return {"output_dir": out, "best_top1": best, "epochs": cfg.epochs, "metrics": metrics.rows}
 
 
 def _save_epoch(
@@ -672,6 +702,11 @@ def _write_config(
         "torch": torch.__version__,
     }
     atomic_write_text(out / "config.json", json.dumps(resolved, indent=2) + "\n")
+
+
+def _describe(cfg: TrainConfig, mc: GoogLeNetConfig) -> str:
+    how = f"fine-tuned from {cfg.weights}" if cfg.weights else "from scratch"
+    return f"{mc.preset} ({how}, {mc.num_classes} classes, {mc.input_size} px)"
 
 
 def _log_epoch(row: dict[str, Any], epochs: int) -> None:
