@@ -471,3 +471,54 @@ def test_training_without_a_val_folder(tmp_path, run_cli):
     assert "no validation set" in proc.stderr
     assert (tmp_path / "run" / "final.safetensors").is_file()
     assert not (tmp_path / "run" / "best.safetensors").exists()
+
+
+def test_polyak_average_ramps_up_and_handles_batchnorm_buffers():
+    from googlenet.train import polyak_average
+
+    torch.manual_seed(0)
+    model = googlenet.create_model("paper-bn", num_classes=3, input_size=32)
+    average = polyak_average(model, decay=0.999)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    average.update_parameters(model)  # the first update copies
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model.train()(torch.randn(2, 3, 32, 32))  # moves the BatchNorm statistics
+    average.update_parameters(model)  # n = 1: decay min(0.999, 2/11)
+    averaged = average.module.state_dict()
+    d = 2 / 11
+    w = "conv1.conv.weight"
+    assert torch.allclose(averaged[w], d * start[w] + (1 - d) * model.state_dict()[w])
+    rm = "conv1.bn.running_mean"
+    assert torch.allclose(averaged[rm], d * start[rm] + (1 - d) * model.state_dict()[rm])
+    assert averaged["conv1.bn.num_batches_tracked"] == 1
+
+
+def test_resuming_with_other_classes_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    make_dataset(tmp_path / "data")
+    model = googlenet.create_model("paper", num_classes=3, class_names=("x", "y", "z"))
+    ckpt = {
+        "config": model.config.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": {},
+        "epoch": 1,
+        "rng": [],
+    }
+    torch.save(ckpt, tmp_path / "other.pt")
+    line = cli_error(capsys, "train", "--data", "data", "--resume", "other.pt", *FAST)
+    assert "trained on classes [x, y, z] (3), the data has [a, b, c] (3)" in line
+
+
+def test_progress_bar_on_a_terminal_plain_lines_otherwise(monkeypatch):
+    from tqdm import tqdm
+
+    from googlenet.distributed import Dist
+    from googlenet.train import _progress
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert isinstance(_progress([1, 2], 0, 1, Dist()), tqdm)
+    assert _progress([1, 2], 0, 1, Dist(rank=1, world=2)) == [1, 2]  # rank 0 only
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert _progress([1, 2], 0, 1, Dist()) == [1, 2]

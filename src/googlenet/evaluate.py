@@ -33,6 +33,8 @@ from .model import GoogLeNet
 
 log = logging.getLogger(__name__)
 
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 def forward_logits(model: nn.Module, x: Tensor) -> Tensor:
     """The one call of a model during evaluation: N x 3 x S x S in, N x classes logits out."""
@@ -110,14 +112,13 @@ def evaluate(
     Probabilities are averaged over the crops and the models; top-1/top-5, the confusion matrix and
     the log-likelihood are counted on that average.
     """
-    num_classes = models[0].fc.out_features if hasattr(models[0], "fc") else None
     for model in models:
         model.eval()
     k = len(loader.dataset.classes)
     label_map = label_map if label_map is not None else torch.arange(k)
     confusion = top5_hits = None
     nll, skipped = 0.0, []
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "", torch.bfloat16)
+    dtype = AMP_DTYPES.get(amp or "", torch.bfloat16)
     for batch in loader:
         skipped += [s.path for s in batch.skipped]
         if batch.labels.numel() == 0:
@@ -134,7 +135,7 @@ def evaluate(
                 probs = probs + F.softmax(logits, dim=1).view(b, crops, -1).mean(1)
         probs = (probs / len(models)).cpu()
         num_classes = probs.shape[1]
-        if confusion is None:
+        if confusion is None or top5_hits is None:
             confusion = torch.zeros(k, num_classes, dtype=torch.long)
             top5_hits = torch.zeros(k, dtype=torch.long)
         y = batch.labels
@@ -147,7 +148,7 @@ def evaluate(
         top5 = probs.topk(min(5, num_classes), dim=1).indices.eq(target.view(-1, 1)).any(1)
         top5_hits += torch.bincount(y, weights=top5.double(), minlength=k).long()
     if confusion is None:  # nothing readable (or an empty shard under torchrun)
-        confusion = torch.zeros(k, num_classes or k, dtype=torch.long)
+        confusion = torch.zeros(k, getattr(models[0], "num_classes", k), dtype=torch.long)
         top5_hits = torch.zeros(k, dtype=torch.long)
     return EvalCounts(confusion, top5_hits, nll, label_map, skipped)
 

@@ -38,7 +38,7 @@ from torch.optim.swa_utils import AveragedModel
 from . import data, distributed
 from .distributed import Dist
 from .errors import ConfigError, DataError, GoogLeNetError
-from .evaluate import evaluate
+from .evaluate import AMP_DTYPES, evaluate
 from .fileio import atomic_save, atomic_write_text
 from .metrics import MetricsLog, plot_curves
 from .model import GoogLeNet, GoogLeNetConfig, GoogLeNetOutputs, create_model
@@ -47,7 +47,6 @@ from .weights import load, save_weights
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("paper", "cosine", "step")
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # The BVLC solver ran 10M iterations of batch 32 (250 epochs) with the rate x0.96 every 320k
 # iterations (8 epochs): 31 decays. Scaled runs keep that shape over their own length.
 PAPER_EPOCHS, PAPER_STEP_EPOCHS, PAPER_GAMMA = 250, 8.0, 0.96
@@ -224,8 +223,12 @@ def polyak_average(model: nn.Module, decay: float) -> AveragedModel:
 
     @torch.no_grad()
     def ema(averaged: list[Tensor], current: list[Tensor], n: Tensor | int) -> None:
-        n = int(n)
-        d = min(decay, (1 + n) / (10 + n))
+        # Called once per (device, dtype) group; integer buffers (BatchNorm's batch counter)
+        # are copied, not averaged.
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(averaged, current)
+            return
+        d = min(decay, (1 + int(n)) / (10 + int(n)))
         torch._foreach_lerp_(averaged, current, 1 - d)
 
     return AveragedModel(model, multi_avg_fn=ema, use_buffers=True)
@@ -519,6 +522,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     out, resume = _output_dir(cfg)
+    distributed.barrier()  # every rank has looked at the output directory before rank 0 writes
     train_dir, val_dir = data.resolve_splits(cfg.data, cfg.val)
     classes = data.find_classes(train_dir)
     ckpt = read_checkpoint(resume, d.device) if resume else None
