@@ -15,6 +15,7 @@ cheaper than 64 px for the same accuracy on this data.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from .errors import ConfigError
 log = logging.getLogger(__name__)
 
 DEMO_SIZE = 32
-DEMO_EPOCHS = 15
+DEMO_EPOCHS = 30
 DEMO_SEED = 0
 VAL_FRACTION = 0.2
 
@@ -36,7 +37,7 @@ def write_digits(root: Path, seed: int = DEMO_SEED, limit: int | None = None) ->
 
     Each class is split 80/20 by a fixed permutation, so the split is the same on every machine.
     The 17 gray levels (0 = paper, 16 = ink) become dark ink on white 8-bit PNGs. A marker file
-    written last makes a complete folder reusable and an interrupted one rewritten.
+    written last makes a complete folder reusable; an interrupted or different one is rewritten.
     """
     try:
         from sklearn.datasets import load_digits
@@ -50,25 +51,26 @@ def write_digits(root: Path, seed: int = DEMO_SEED, limit: int | None = None) ->
     if limit is not None:
         images, targets = images[:limit], targets[:limit]
     rng = np.random.default_rng(seed)
-    counts = {"train": 0, "val": 0}
     split_of = {}
     for digit in range(10):
         members = rng.permutation(np.flatnonzero(targets == digit))
         n_val = int(round(len(members) * VAL_FRACTION))
         split_of |= {int(i): "val" if rank < n_val else "train" for rank, i in enumerate(members)}
-    if marker.is_file():
-        return sum(s == "train" for s in split_of.values()), sum(
-            s == "val" for s in split_of.values()
-        )
+    n_train = sum(split == "train" for split in split_of.values())
+    stamp = f"seed {seed}, limit {limit}\n"
+    if marker.is_file() and marker.read_text() == stamp:
+        return n_train, len(split_of) - n_train
+    marker.unlink(missing_ok=True)  # an interrupted or different earlier write: start over
+    for split in ("train", "val"):
+        shutil.rmtree(root / split, ignore_errors=True)
     for index, (image, digit) in enumerate(zip(images, targets, strict=True)):
         split = split_of[index]
         folder = root / split / str(digit)
         folder.mkdir(parents=True, exist_ok=True)
         pixels = (255 - np.round(image * 255 / 16)).astype(np.uint8)
         Image.fromarray(pixels, mode="L").save(folder / f"{index:04d}.png")
-        counts[split] += 1
-    marker.write_text(f"seed {seed}\n")
-    return counts["train"], counts["val"]
+    marker.write_text(stamp)
+    return n_train, len(split_of) - n_train
 
 
 def run_demo(
@@ -80,7 +82,7 @@ def run_demo(
     limit: int | None = None,
 ) -> dict:
     """Write the digits, train the paper preset, evaluate with 1 and 10 crops, predict, list."""
-    from .evaluate import evaluate_weights, forward_logits, render
+    from .evaluate import evaluate_weights, render
     from .train import TrainConfig, train
 
     start = time.perf_counter()
@@ -93,13 +95,13 @@ def run_demo(
         preset="paper",
         input_size=input_size,
         epochs=epochs,
-        batch_size=32,
+        batch_size=16,
         workers=workers,
         lr=0.01,
-        schedule="paper",
-        scale=(0.25, 1.0),
+        schedule="cosine",
+        scale=(0.5, 1.0),
         polyak=True,
-        polyak_decay=0.99,
+        polyak_decay=0.995,
         seed=DEMO_SEED,
         resume="auto",
     )
@@ -108,11 +110,11 @@ def run_demo(
     reports = {}
     for crops in (1, 10):
         report = evaluate_weights(
-            [run / "best.safetensors"], data_dir / "val", crops=crops, workers=workers
+            [run / "polyak.safetensors"], data_dir / "val", crops=crops, workers=workers
         )
         print(render(report) + "\n")
         reports[crops] = report
-    _show_predictions(run / "best.safetensors", data_dir / "val", forward_logits)
+    _show_predictions(run / "polyak.safetensors", data_dir / "val")
     print(f"\n{run}:")
     for path in sorted(run.iterdir()):
         size = path.stat().st_size if path.is_file() else 0
@@ -125,22 +127,25 @@ def run_demo(
     return {"reports": reports, "seconds": wall, "output_dir": run}
 
 
-def _show_predictions(weights: Path, val_dir: Path, forward_logits, count: int = 6) -> None:
+def _show_predictions(weights: Path, val_dir: Path, count: int = 6) -> None:
+    """A few validation images, evenly spread over the classes, with the model's top guess."""
     import torch
 
     from .data import EvalTransform, open_image
+    from .evaluate import forward_logits
     from .weights import load
 
     model = load(weights).eval()
     transform = EvalTransform.for_model(model.config)
-    names = model.config.class_names or []
-    files = sorted(val_dir.glob("*/*.png"))[:: max(1, len(list(val_dir.glob("*/*.png"))) // count)]
+    names = model.config.class_names or ()
+    files = sorted(val_dir.glob("*/*.png"))
     print("a few predictions (1 crop):")
     with torch.no_grad():
-        for path in files[:count]:
+        for path in files[:: max(1, len(files) // count)][:count]:
             probs = forward_logits(model, transform(open_image(path))).softmax(1)[0]
             p, k = probs.max(0)
+            guess = names[k] if names else str(int(k))
             print(
                 f"  {path.relative_to(val_dir)}  true {path.parent.name}  "
-                f"predicted {names[k] if names else k} ({100 * p:.1f}%)"
+                f"predicted {guess} ({100 * p:.1f}%)"
             )

@@ -326,7 +326,7 @@ def render(report: dict[str, Any], fmt: str = "table", per_class: bool = False) 
     if report["skipped"]:
         lines.append(f"skipped {report['skipped']} unreadable image(s)")
     if per_class:
-        width = max(len(name) for name in report["per_class"]) + 2
+        width = max(5, *(len(name) for name in report["per_class"])) + 2
         lines += ["", f"{'class':<{width}}{'n':>6}{'top-1':>9}{'top-5':>9}"]
         for name, c in report["per_class"].items():
             t1 = f"{c['top1']:.1f}%" if c["top1"] is not None else "-"
