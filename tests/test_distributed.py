@@ -83,9 +83,8 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, run_cli):
         assert one.keys() == two.keys()
         moved = {k: float((one[k] - start[k]).norm()) for k in one}
         apart = {k: float((two[k] - one[k]).norm()) for k in one}
-        assert all(
-            moved[k] > 0 for k in one
-        )  # every tensor trained: the comparison means something
+        # Every tensor trained, so that the comparison means something.
+        assert all(moved[k] > 0 for k in one)
         worst = max(one, key=lambda k: apart[k] / moved[k])
         assert apart[worst] <= 0.10 * moved[worst], (name, worst, apart[worst] / moved[worst])
         total_apart = sum(v**2 for v in apart.values()) ** 0.5

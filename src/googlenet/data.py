@@ -1,4 +1,5 @@
-"""Images in, normalized tensors out: decoding, evaluation crops (1, 10 and the paper's 144).
+"""Images in, normalized tensors out: decoding, image folders, the paper's training augmentation,
+and the evaluation crops (1, 10 and the paper's 144).
 
 Decoding (:func:`open_image`) turns every common image mode into 8-bit RGB (grayscale, palette,
 RGBA, CMYK, 16-bit), applies the EXIF orientation, and refuses decompression bombs; a file that
@@ -17,6 +18,15 @@ Evaluation crops follow the paper (SPEC section 2), scaled to the model's input 
 
 Crops are cut from a ``uint8`` tensor and normalized at the end, in :func:`normalize`, so a
 batch of crops costs one resize per scale.
+
+Training (:class:`TrainTransform`) follows the paper's section 6: random crops of 8%-100% of the
+area with aspect ratio 3/4-4/3, resized with a random filter among bilinear, area, nearest and
+bicubic, horizontal flips, and photometric distortions. Its randomness comes from a generator
+seeded per (seed, epoch, image) by :class:`TrainSampler`, which is what makes runs reproducible
+across loader workers, processes and resumes.
+
+Folders (:class:`ImageFolder`) are torchvision's layout; bad data never crashes an epoch: an
+unreadable file becomes a :class:`Skipped` that :func:`collate` sets aside for the loop to count.
 """
 
 from __future__ import annotations
