@@ -356,6 +356,238 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- train ----------------------------------------------------------------------------------------
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from .train import TrainConfig as D
+
+    p = sub.add_parser(
+        "train",
+        help="train (or fine-tune) on an image folder with the paper's recipe",
+        description="Train GoogLeNet on DIR/train/<class>/<image> (validating on DIR/val) with the "
+        "paper's recipe: SGD momentum 0.9, loss = main + 0.3 x (aux1 + aux2), lr x0.96 every 8 "
+        "epochs (scaled to the run), the paper's augmentation. Many GPUs: torchrun "
+        "--nproc-per-node N -m googlenet train ... (-b is per process).",
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="DIR/train/<class>/... and DIR/val")
+    p.add_argument("--val", metavar="DIR", help="validation folder (default DIR/val)")
+    p.add_argument("--output-dir", metavar="DIR", help="default runs/<data name>-<preset>")
+    _preset_arg(p)
+    p.add_argument("--weights", type=existing_file, help="fine-tune from these weights")
+    p.add_argument("--input-size", type=positive_int, help="square input side (224)")
+    p.add_argument("--epochs", type=positive_int, default=D.epochs)
+    p.add_argument(
+        "-b",
+        "--batch-size",
+        type=positive_int,
+        default=D.batch_size,
+        help=f"images per process and step ({D.batch_size})",
+    )
+    p.add_argument(
+        "-j",
+        "--workers",
+        type=nonnegative_int,
+        default=D.workers,
+        help=f"data loading processes ({D.workers})",
+    )
+    p.add_argument("--lr", type=positive_float, default=D.lr, help=f"learning rate ({D.lr})")
+    p.add_argument("--momentum", type=nonnegative_float, default=D.momentum)
+    p.add_argument(
+        "--wd",
+        "--weight-decay",
+        dest="weight_decay",
+        type=nonnegative_float,
+        default=D.weight_decay,
+        help=f"weight decay ({D.weight_decay})",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=["paper", "cosine", "step"],
+        default=D.schedule,
+        help="paper: lr x0.96 every 8 x epochs/250 epochs (default)",
+    )
+    p.add_argument(
+        "--lr-step-size",
+        type=positive_float,
+        metavar="EPOCHS",
+        help="epochs between decays (paper: 8 x epochs / 250; step: 30)",
+    )
+    p.add_argument("--lr-gamma", type=positive_float, help="decay factor (paper 0.96, step 0.1)")
+    p.add_argument("--warmup-epochs", type=nonnegative_float, default=D.warmup_epochs)
+    p.add_argument("--polyak", action="store_true", help="keep a Polyak (EMA) average of weights")
+    p.add_argument("--polyak-decay", type=positive_float, default=D.polyak_decay)
+    p.add_argument("--label-smoothing", type=nonnegative_float, default=D.label_smoothing)
+    p.add_argument(
+        "--aux-weight",
+        type=nonnegative_float,
+        default=D.aux_weight,
+        help="weight of each auxiliary loss (0.3); 0 drops the auxiliary heads",
+    )
+    p.add_argument("--dropout", type=nonnegative_float, help="main head dropout (paper 0.4)")
+    p.add_argument("--aux-dropout", type=nonnegative_float, help="aux head dropout (paper 0.7)")
+    p.add_argument(
+        "--freeze-trunk", action="store_true", help="with --weights: train the classifier only"
+    )
+    p.add_argument(
+        "--scale",
+        type=positive_float,
+        nargs=2,
+        default=D.scale,
+        metavar=("MIN", "MAX"),
+        help="random crop area fraction (0.08 1.0)",
+    )
+    p.add_argument(
+        "--ratio",
+        type=positive_float,
+        nargs=2,
+        default=D.ratio,
+        metavar=("MIN", "MAX"),
+        help="random crop aspect ratio (0.75 1.33)",
+    )
+    p.add_argument("--hflip", type=nonnegative_float, default=D.hflip, help="flip probability")
+    p.add_argument(
+        "--jitter",
+        type=nonnegative_float,
+        default=D.jitter,
+        help="brightness/contrast/saturation jitter (0.4)",
+    )
+    p.add_argument(
+        "--lighting",
+        type=nonnegative_float,
+        default=D.lighting,
+        help="std of the PCA lighting noise (0.1)",
+    )
+    p.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="(ImageNet's)")
+    p.add_argument("--std", type=positive_float, nargs=3, metavar=("R", "G", "B"))
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="inductor",
+        metavar="BACKEND",
+        help="torch.compile the model (backend: inductor)",
+    )
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=D.seed)
+    p.add_argument(
+        "--resume",
+        metavar="PATH|auto",
+        help="continue from a checkpoint; auto: OUTPUT_DIR/last.pt if there",
+    )
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    p.add_argument("--print-freq", type=positive_int, default=D.print_freq, metavar="STEPS")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    fields = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
+    for key in ("scale", "ratio", "mean", "std"):
+        if fields[key] is not None:
+            fields[key] = tuple(fields[key])
+    for key in ("data", "val", "output_dir", "weights"):
+        if fields[key] is not None:
+            fields[key] = str(fields[key])
+    result = train(TrainConfig(**fields))
+    if result:
+        best = f", best val top-1 {result['best_top1']:.2f}%" if result["best_top1"] >= 0 else ""
+        out = result["output_dir"]
+        print(f"done: {result['epochs']} epoch(s){best}; weights and metrics in {out}")
+    return 0
+
+
+# -- eval -----------------------------------------------------------------------------------------
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="top-1/top-5 of weights (or an ensemble) on an image folder, 1/10/144 crops",
+        description="Evaluate weights on DIR/<class>/<image> (or DIR/val/...). Softmax "
+        "probabilities are averaged over the crops and over the models, as in the paper. "
+        "Writes a JSON report and a confusion-matrix PNG beside the first weights.",
+    )
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        required=True,
+        type=existing_file,
+        metavar="W",
+        help="our .safetensors/.pt or torchvision's .pth; several = an ensemble",
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DIR", help="class folders, or a root with val/"
+    )
+    p.add_argument(
+        "--crops",
+        type=int,
+        choices=[1, 10, 144],
+        default=1,
+        help="1: center; 10: corners+center and mirrors; 144: the paper's",
+    )
+    p.add_argument(
+        "-b", "--batch-size", type=positive_int, default=64, help="crops per forward pass (64)"
+    )
+    p.add_argument("-j", "--workers", type=nonnegative_int, default=2)
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision")
+    p.add_argument("--per-class", action="store_true", help="show per-class accuracy")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--output", type=Path, metavar="JSON", help="report path (default: beside W)")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_weights, render
+
+    report = evaluate_weights(
+        args.weights,
+        args.data,
+        crops=args.crops,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        amp=args.amp,
+        output=args.output,
+    )
+    print(render(report, args.format, per_class=args.per_class))
+    return 0
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    from .demo import DEMO_EPOCHS, DEMO_SIZE
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job on real data: train the paper's network on handwritten digits",
+        description="Write scikit-learn's 1,797 handwritten digits as an image folder, train the "
+        "paper preset on it, evaluate with 1 and 10 crops, print a few predictions and list the "
+        "output. Runs again in the same --output-dir continue (or just re-evaluate) the run.",
+    )
+    p.add_argument("--output-dir", type=Path, default=Path("runs/demo"), metavar="DIR")
+    p.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS)
+    p.add_argument("--input-size", type=positive_int, default=DEMO_SIZE)
+    p.add_argument("-j", "--workers", type=nonnegative_int, default=1)
+    p.add_argument("--limit", type=positive_int, help="use only the first N images (a quick look)")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(
+        args.output_dir,
+        epochs=args.epochs,
+        input_size=args.input_size,
+        workers=args.workers,
+        limit=args.limit,
+    )
+    return 0
+
+
 # -- wiring ---------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable, Callable]] = {
@@ -364,6 +596,9 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "predict": (_add_predict, _run_predict),
     "cam": (_add_cam, _run_cam),
     "export": (_add_export, _run_export),
+    "train": (_add_train, _run_train),
+    "eval": (_add_eval, _run_eval),
+    "demo": (_add_demo, _run_demo),
 }
 
 
