@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from . import faults
 from .errors import GoogLeNetError
+
+# mkstemp's names for our temporary files: ".<destination name>.<8 random characters>.tmp".
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
 def _read_umask() -> int:
@@ -50,15 +55,19 @@ def _replacing(path: Path) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        faults.inject("write", path.name)
         # mkstemp (and some writers) create files 0600; give the result what open() would.
         os.chmod(tmp, 0o666 & ~_UMASK)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as err:
+    except Exception as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise GoogLeNetError(f"cannot write {path}: {err.strerror or err}") from err
+        cause = _os_error(err)
+        if cause is None:  # not a failed write: a bug, keep its traceback
+            raise
+        raise GoogLeNetError(f"cannot write {path}: {cause.strerror or cause}") from err
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -66,12 +75,25 @@ def _replacing(path: Path) -> Iterator[str]:
     _fsync_dir(path.parent)
 
 
+def _os_error(err: BaseException) -> OSError | None:
+    """The OSError behind ``err``: itself, or the one a writer wrapped (``torch.save`` into a
+    Python file turns ENOSPC into a RuntimeError whose ``__context__`` is the OSError)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def atomic_save(path: str | os.PathLike[str], write: Callable[[str], Any]) -> Path:
     """Call ``write(tmp_path)`` to produce the file, then move it to ``path`` atomically.
 
-    For writers that want a file name (``safetensors.torch.save_file``, ``torch.save``,
-    ``Figure.savefig``). Raises :class:`GoogLeNetError` (disk full, read-only directory, missing
-    directory) with the destination untouched.
+    For writers that want a file name (``safetensors.torch.save_file``, ``Figure.savefig``; give
+    ``torch.save`` an open Python file, see :func:`torch_save`, so that a full disk surfaces as
+    an OSError rather than as a C++ "unexpected pos" error). Raises :class:`GoogLeNetError`
+    (disk full, read-only directory, missing directory) with the destination untouched.
     """
     path = Path(path)
     with _replacing(path) as tmp:
@@ -88,8 +110,38 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         yield f
 
 
+def torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically, through a Python file object (see above)."""
+
+    def write(tmp: str) -> None:
+        import torch
+
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    return atomic_save(path, write)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return Path(path)
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that writes killed half-way left in ``directory``.
+
+    A process killed with SIGKILL (or by a power cut) cannot clean up after itself: its
+    ``.last.pt.XXXXXXXX.tmp`` stays, as big as a checkpoint, and a run killed often would fill the
+    disk with them. Call this when taking over a directory that no other process writes to (a run
+    that resumes). Returns what was removed.
+    """
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if _TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
