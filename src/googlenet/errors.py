@@ -4,6 +4,10 @@ Every mistake a user can make (a wrong path, a file that is not weights, an inpu
 small) raises a subclass of :class:`GoogLeNetError`. Its message is one line that names the
 culprit and says what to do; the command line prints it without a traceback and exits with 2.
 Anything else that escapes is a bug and keeps its traceback.
+
+Under torchrun every process runs the same command, so most mistakes (a bad flag, a missing
+folder) are found by every rank at once; those are printed by rank 0 only
+(:attr:`GoogLeNetError.every_rank`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ class GoogLeNetError(Exception):
     """A mistake in what the user asked for; ``str(err)`` is the whole, one-line explanation."""
 
     exit_code = 2
+    # Raised alike on every rank of a torchrun job, so rank 0 alone prints it. An error that one
+    # rank meets on its own sets this False on the instance.
+    every_rank = True
 
 
 class ConfigError(GoogLeNetError, ValueError):
@@ -29,3 +36,11 @@ class WeightsError(GoogLeNetError, ValueError):
 
 class DataError(GoogLeNetError, ValueError):
     """A data directory or image that cannot be used."""
+
+
+class Interrupted(GoogLeNetError):
+    """SIGINT or SIGTERM stopped a run after saving what it had; exit code 128 + the signal."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum

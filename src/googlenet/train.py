@@ -18,13 +18,18 @@ with batch B (up to float summation order).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
+import pickle
 import random
+import re
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +40,11 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from . import data, distributed
+from . import data, distributed, faults
 from .distributed import Dist
-from .errors import ConfigError, DataError, GoogLeNetError
+from .errors import ConfigError, DataError, GoogLeNetError, Interrupted
 from .evaluate import AMP_DTYPES, evaluate
-from .fileio import atomic_save, atomic_write_text
+from .fileio import atomic_write_text, remove_stale_temporaries, torch_save
 from .metrics import MetricsLog, plot_curves
 from .model import GoogLeNet, GoogLeNetConfig, GoogLeNetOutputs, create_model
 from .weights import load, save_weights
@@ -97,6 +102,7 @@ class TrainConfig:
     device: str | None = None  # default cuda if available
     seed: int = 0
     resume: str | None = None  # a checkpoint, or "auto": <output_dir>/last.pt if it exists
+    save_every: int = 0  # also write last.pt every N steps (0: at the end of each epoch only)
     strict: bool = False  # stop at the first unreadable image instead of skipping it
     print_freq: int = 10
 
@@ -116,6 +122,25 @@ class TrainConfig:
             problems.append(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.freeze_trunk and self.weights is None:
             problems.append("--freeze-trunk needs --weights (a frozen random trunk learns nothing)")
+        if self.weights is not None and self.resume not in (None, "auto"):
+            problems.append(
+                "--weights starts a run and --resume PATH continues one (its weights are in the "
+                "checkpoint): pass one of them"
+            )
+        if not 0 <= self.momentum < 1:
+            problems.append(f"--momentum must be in [0, 1), got {self.momentum}")
+        if not 0 <= self.hflip <= 1:
+            problems.append(f"--hflip is a probability, in [0, 1], got {self.hflip}")
+        if self.lr_gamma is not None and not 0 < self.lr_gamma <= 1:
+            problems.append(f"--lr-gamma is a decay factor, in (0, 1], got {self.lr_gamma}")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if values is not None and not all(math.isfinite(v) for v in values):
+                problems.append(f"--{name} must be finite numbers, got {values}")
+        if not 0 <= self.seed < 2**63:
+            problems.append(f"--seed must be in [0, 2**63), got {self.seed}")
+        if self.save_every < 0:
+            problems.append(f"--save-every must be 0 or more, got {self.save_every}")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -253,6 +278,8 @@ class Loop:
     dist: Dist
     steps_per_epoch: int
     step: int = 0
+    stop: StopSignals | None = None  # SIGINT/SIGTERM seen, while train() runs
+    saved: str = ""  # the last checkpoint written or resumed from, for messages
 
     def autocast(self):
         dtype = AMP_DTYPES.get(self.cfg.amp or "", torch.bfloat16)
@@ -265,9 +292,12 @@ class Loop:
         return x, batch.labels.to(self.dist.device, non_blocking=True)
 
 
-def train_step(loop: Loop, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+def train_step(loop: Loop, x: Tensor, y: Tensor, weight: float = 1.0) -> tuple[Tensor, Tensor]:
     """One optimizer step: the scheduled learning rate, forward and loss in one autocast,
     backward through the grad scaler (a pass-through unless fp16), SGD, the Polyak update.
+
+    ``weight`` scales the loss; 0 is a rank's share of a torchrun step when it has no readable
+    image (see :func:`train_one_epoch`).
 
     Returns the main logits and the losses (total, main, aux1, aux2; 0 for absent heads),
     detached and left on the device: reading them would synchronize with a GPU every step.
@@ -279,7 +309,7 @@ def train_step(loop: Loop, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         out = loop.model(x, return_aux=True)
         loss, main, aux1, aux2 = googlenet_loss(out, y, loop.criterion, loop.cfg.aux_weight)
     loop.optimizer.zero_grad(set_to_none=True)
-    loop.scaler.scale(loss).backward()
+    loop.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
     loop.scaler.step(loop.optimizer)
     loop.scaler.update()
     if loop.polyak is not None:
@@ -290,37 +320,76 @@ def train_step(loop: Loop, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return out.logits.detach(), torch.stack(losses).detach()
 
 
-def train_one_epoch(loop: Loop, loader, epoch: int, skipped: set[str]) -> dict[str, float]:
-    """One pass over the training set; returns the epoch's mean losses, top-1, images/s."""
+@dataclass
+class EpochProgress:
+    """Where an epoch stands: batches done and this rank's sums (loss, main, aux1, aux2,
+    correct, images, skipped). A checkpoint taken mid-epoch keeps it, so that a resumed epoch
+    goes on from the next batch and reports the same numbers as one never interrupted."""
+
+    batch: int = 0
+    sums: list[float] = dataclasses.field(default_factory=lambda: [0.0] * 7)
+
+
+def train_one_epoch(
+    loop: Loop,
+    loader,
+    epoch: int,
+    skipped: set[str],
+    start: EpochProgress | None = None,
+    checkpoint=None,
+) -> dict[str, float] | None:
+    """One pass over the training set; returns the epoch's mean losses, top-1, images/s.
+
+    ``start`` resumes an epoch part-way. ``checkpoint(progress)`` is called every
+    ``--save-every`` steps and when SIGINT/SIGTERM asks the run to stop, after which this
+    returns None.
+
+    Under torchrun the ranks agree before each step, in one small all-reduce, on three things
+    that one rank may see alone: a stop signal (all stop at the same step), a batch of which no
+    image could be read (that rank takes part in the step with a placeholder batch of loss
+    weight 0, so DDP's gradient all-reduce still pairs up, instead of skipping the step and
+    leaving the others waiting for it forever), and, with ``--strict``, an unreadable image
+    (all stop, naming it).
+    """
     cfg, device = loop.cfg, loop.dist.device
     _train_mode(loop.raw, cfg.freeze_trunk)
-    loader.sampler.set_epoch(epoch)
+    start = start or EpochProgress()
+    loader.sampler.set_epoch(epoch, start=start.batch * loader.batch_size)
     # loss, main, aux1, aux2, correct, images: summed on the device, read every print_freq steps
-    sums = torch.zeros(6, dtype=torch.float64, device=device)
-    bar = _progress(loader, epoch, cfg.epochs, loop.dist)
-    start, n_skipped = time.perf_counter(), 0
-    for i, batch in enumerate(bar):
-        n_skipped += _report_skipped(batch.skipped, skipped, cfg.strict)
-        if batch.labels.numel() == 0:
+    sums = torch.tensor(start.sums[:6], dtype=torch.float64, device=device)
+    n_skipped = int(start.sums[6])
+    before = (start.batch, start.sums[5])  # what an earlier process did of this epoch
+    bar = _progress(loader, epoch, cfg.epochs, loop.dist, initial=start.batch)
+    began = time.perf_counter()
+    for i, batch in enumerate(bar, start=start.batch):
+        faults.inject("step", loop.step)
+        if not (cfg.strict and loop.dist.enabled):  # there, _agree stops every rank
+            n_skipped += _report_skipped(batch.skipped, skipped, cfg.strict)
+        has_data = batch.labels.numel() > 0
+        stop, any_data = _agree(loop, has_data, batch.skipped)
+        if stop:
+            if checkpoint is not None:
+                checkpoint(EpochProgress(i, sums.tolist() + [n_skipped]))
+            return None
+        if not any_data:
             continue
-        x, y = loop.to_device(batch)
-        logits, losses = train_step(loop, x, y)
-        sums[:4] += losses.double() * y.numel()
-        sums[4] += (logits.argmax(1) == y).sum()
-        sums[5] += y.numel()
-        if (i + 1) % cfg.print_freq == 0 or i + 1 == len(loader):
+        if has_data:
+            x, y = loop.to_device(batch)
+            logits, losses = train_step(loop, x, y)
+            sums[:4] += losses.double() * y.numel()
+            sums[4] += (logits.argmax(1) == y).sum()
+            sums[5] += y.numel()
+        else:
+            train_step(loop, *_placeholder_batch(loop), weight=0.0)
+        last = i + 1 == len(loader)
+        if (i + 1) % cfg.print_freq == 0 or last:
             _check_finite(sums[0], loop, epoch)
-            _show(
-                bar,
-                sums,
-                i + 1,
-                len(loader),
-                loop.optimizer.param_groups[0]["lr"],
-                start,
-                loop.dist,
-            )
-    totals = distributed.all_reduce_sum(sums.tolist() + [n_skipped], device)
-    seconds = time.perf_counter() - start
+            lr = loop.optimizer.param_groups[0]["lr"]
+            _show(bar, sums, i + 1, len(loader), lr, began, loop.dist, before)
+        if cfg.save_every and loop.step % cfg.save_every == 0 and not last and checkpoint:
+            checkpoint(EpochProgress(i + 1, sums.tolist() + [n_skipped]))
+    totals = distributed.all_reduce_sum(sums.tolist() + [n_skipped, before[1]], device)
+    seconds = time.perf_counter() - began
     n = max(totals[5], 1.0)
     return {
         "lr": lr_at(loop.step - 1, loop.steps_per_epoch, cfg) if loop.step else cfg.lr,
@@ -329,17 +398,69 @@ def train_one_epoch(loop: Loop, loader, epoch: int, skipped: set[str]) -> dict[s
         "train_loss_aux1": totals[2] / n if loop.raw.aux1 is not None else float("nan"),
         "train_loss_aux2": totals[3] / n if loop.raw.aux2 is not None else float("nan"),
         "train_top1": 100.0 * totals[4] / n,
-        "images_per_s": totals[5] / seconds,
+        "images_per_s": (totals[5] - totals[7]) / seconds,
         "epoch_time_s": seconds,
         "skipped": int(totals[6]),
     }
 
 
-def validate(model: nn.Module, loader, loop: Loop, prefix: str) -> dict[str, float]:
-    """Single-crop validation summed over the ranks: ``{prefix}_top1``, ``_top5``, ``_loss``."""
+def _agree(loop: Loop, has_data: bool, bad: list[data.Skipped]) -> tuple[bool, bool]:
+    """(stop now?, does any rank have images for this step?), the same answers on every rank."""
+    signum = loop.stop.signum if loop.stop is not None else None
+    d = loop.dist
+    if not d.enabled:
+        return signum is not None, has_data
+    strict_bad = loop.cfg.strict and bool(bad)
+    flags = distributed.all_reduce_max([signum or 0, float(has_data), float(strict_bad)], d.device)
+    if flags[2]:
+        _strict_stop(loop, bad[0].reason if strict_bad else None)
+    if flags[0] and loop.stop is not None:
+        loop.stop.signum = int(flags[0])  # another rank may have been the one signalled
+    return flags[0] > 0, flags[1] > 0
+
+
+def _strict_stop(loop: Loop, reason: str | None) -> None:
+    """``--strict``: stop every rank, with the message of the first unreadable image any saw.
+    Under torchrun a collective: every rank calls it once one of them has a bad image."""
+    if loop.dist.enabled:
+        reasons: list[Any] = [None] * loop.dist.world
+        torch.distributed.all_gather_object(reasons, reason)
+        reason = next((r for r in reasons if r is not None), None)
+    if reason is not None:
+        raise DataError(f"{reason} (--strict: stopping at the first unreadable image)")
+
+
+def _placeholder_batch(loop: Loop) -> tuple[Tensor, Tensor]:
+    """Two black images of class 0: what a rank without a readable image computes a step on."""
+    size = loop.raw.config.input_size
+    x = torch.zeros(2, 3, size, size, device=loop.dist.device)
+    if loop.cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, torch.zeros(2, dtype=torch.long, device=loop.dist.device)
+
+
+def validate(
+    model: nn.Module, loader, loop: Loop, prefix: str, skipped: set[str] | None = None
+) -> dict[str, float]:
+    """Single-crop validation summed over the ranks: ``{prefix}_top1``, ``_top5``, ``_loss``.
+
+    Unreadable validation images are reported (once each, in ``skipped``) like training ones,
+    and stop the run under ``--strict``.
+    """
+    bad: list[data.Skipped] = []
     counts = evaluate(
-        [model], loader, loop.dist.device, amp=loop.cfg.amp, channels_last=loop.cfg.channels_last
+        [model],
+        loader,
+        loop.dist.device,
+        amp=loop.cfg.amp,
+        channels_last=loop.cfg.channels_last,
+        on_skipped=bad.append,
     )
+    if loop.cfg.strict:
+        failed = distributed.any_rank(bool(bad), loop.dist.device)
+        if failed:
+            _strict_stop(loop, bad[0].reason if bad else None)
+    _report_skipped(bad, skipped if skipped is not None else set(), strict=False)
     counts = counts.all_reduce(loop.dist.device)
     return {
         f"{prefix}_loss": counts.loss,
@@ -367,35 +488,101 @@ def _report_skipped(items: list[data.Skipped], seen: set[str], strict: bool) -> 
     return len(items)
 
 
-def _check_finite(loss_sum: Tensor, loop: Loop, epoch: int) -> None:
+def _check_finite(loss_sum: Tensor, loop: Loop, epoch: int, weights: bool = False) -> None:
+    """Stop (every rank) if the loss, or with ``weights`` any weight, is NaN or infinite.
+
+    Called before every checkpoint with ``weights=True``: a step can turn the weights to NaN
+    while the loss it reports is still finite, and such weights must never overwrite a good
+    checkpoint.
+    """
     bad = not math.isfinite(float(loss_sum))
+    if weights and not bad:
+        bad = not all(bool(torch.isfinite(p).all()) for p in loop.raw.parameters())
     if distributed.any_rank(bad, loop.dist.device):
+        lr = lr_at(max(loop.step - 1, 0), loop.steps_per_epoch, loop.cfg)
+        kept = (
+            f"{loop.saved} is the last good checkpoint"
+            if loop.saved
+            else "no checkpoint had been written yet"
+        )
         raise TrainingDiverged(
             f"the loss became NaN or infinite in epoch {epoch + 1} (step {loop.step}, lr "
-            f"{lr_at(loop.step - 1, loop.steps_per_epoch, loop.cfg):.3g}); stopped: the last good "
-            "checkpoint is kept; try a lower --lr or --warmup-epochs"
+            f"{lr:.3g}): training diverged and stopped without saving; {kept}. Lower the "
+            f"learning rate (e.g. --lr {loop.cfg.lr / 10:.3g}) or warm it up (--warmup-epochs 1)"
+            + (", then continue with --resume auto" if loop.saved else "")
         )
 
 
-def _progress(loader, epoch: int, epochs: int, d: Dist):
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM (a scheduler's preemption) ask the run to stop after its current
+    step, with a checkpoint; a second one stops at once (the default behaviour). Installed only
+    in the main thread, for the duration of a ``with`` block; the previous handlers come back."""
+
+    def __init__(self, announce: bool = True) -> None:
+        self.signum: int | None = None
+        self.announce = announce
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:  # the second signal: give up at once
+            self.__exit__()
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
+            return
+        self.signum = signum
+        if self.announce:
+            name = signal.Signals(signum).name
+            os.write(
+                2,
+                f"googlenet: {name}: stopping after this step with a checkpoint "
+                f"({name} again: stop at once)\n".encode(),
+            )
+
+
+def _progress(loader, epoch: int, epochs: int, d: Dist, initial: int = 0):
     """A tqdm bar (images/s via the postfix, ETA by tqdm) on a terminal, rank 0 only."""
     if d.is_main and sys.stderr.isatty():
         from tqdm import tqdm
 
-        return tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+        desc = f"epoch {epoch + 1}/{epochs}"
+        return tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, initial=initial)
     return loader
 
 
-def _show(bar, sums: Tensor, done: int, total: int, lr: float, start: float, d: Dist) -> None:
+def _show(
+    bar,
+    sums: Tensor,
+    done: int,
+    total: int,
+    lr: float,
+    start: float,
+    d: Dist,
+    before: tuple[int, float] = (0, 0.0),
+) -> None:
+    """Progress after ``done`` of ``total`` batches; ``before``: the batches and images of this
+    epoch that a process before a resume did (not part of this one's speed)."""
     if not d.is_main:
         return
     images = float(sums[5])
     loss = float(sums[0]) / max(images, 1.0)
-    speed = images * d.world / max(time.perf_counter() - start, 1e-9)
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    speed = (images - before[1]) * d.world / elapsed
     if hasattr(bar, "set_postfix_str"):
         bar.set_postfix_str(f"loss {loss:.4f} lr {lr:.3g} {speed:.1f} img/s")
         return
-    eta = (total - done) * (time.perf_counter() - start) / done
+    eta = (total - done) * elapsed / max(done - before[0], 1)
     log.info("  [%d/%d] loss %.4f lr %.3g %.1f img/s eta %.0fs", done, total, loss, lr, speed, eta)
 
 
@@ -424,10 +611,24 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(_tupled_deep(state["python"]))
 
 
-def save_checkpoint(path: Path, loop: Loop, epoch: int, best: float, rows: list, rng: list) -> None:
+def save_checkpoint(
+    path: Path,
+    loop: Loop,
+    epoch: int,
+    best: float,
+    rows: list,
+    rng: list,
+    batch: int = 0,
+    epoch_sums: list | None = None,
+) -> None:
     """Everything to continue exactly: weights, average, optimizer, scaler, counters, the RNG of
     every rank, the metrics so far, the arguments. Only tensors and plain values, so it loads
-    with ``torch.load(weights_only=True)`` (and ``googlenet.load`` reads its weights)."""
+    with ``torch.load(weights_only=True)`` (and ``googlenet.load`` reads its weights).
+
+    ``epoch`` counts the epochs done; a checkpoint taken part-way through the next one (by
+    ``--save-every`` or a stop signal) also has ``batch``, the batches of it done, and
+    ``epoch_sums``, each rank's running sums for its metrics row.
+    """
     obj = {
         "config": loop.raw.config.to_dict(),
         "model": loop.raw.state_dict(),
@@ -436,6 +637,8 @@ def save_checkpoint(path: Path, loop: Loop, epoch: int, best: float, rows: list,
         "scheduler": {"schedule": loop.cfg.schedule, "step": loop.step},
         "scaler": loop.scaler.state_dict(),
         "epoch": epoch,
+        "batch": batch,
+        "epoch_sums": epoch_sums,
         "step": loop.step,
         "best_top1": best,
         "metrics": rows,
@@ -443,32 +646,41 @@ def save_checkpoint(path: Path, loop: Loop, epoch: int, best: float, rows: list,
         "args": loop.cfg.to_dict(),
         "world_size": loop.dist.world,
     }
-    atomic_save(path, lambda tmp: torch.save(obj, tmp))
+    torch_save(obj, path)
 
 
 def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise GoogLeNetError(
+            f"refusing to resume from {path}: it holds Python objects that only an unsafe "
+            "unpickling could rebuild (torch.load weights_only=True refused it)"
+        ) from err
     except Exception as err:  # any failure means: not a checkpoint we can use
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise GoogLeNetError(
-            f"cannot resume from {path}: not a readable checkpoint ({reason})"
+            f"cannot resume from {path}: not a readable checkpoint ({reason[:200]}); "
+            "resume from another one with --resume PATH (e.g. best.pt beside it)"
         ) from err
-    if not isinstance(ckpt, dict) or not {"model", "optimizer", "epoch", "rng"} <= set(ckpt):
+    keys = {"config", "model", "optimizer", "epoch", "rng"}
+    if not isinstance(ckpt, dict) or not keys <= set(ckpt):
         raise GoogLeNetError(f"cannot resume from {path}: not a googlenet training checkpoint")
     return ckpt
 
 
-def _gather_rng(d: Dist) -> list[dict[str, Any]]:
+def _gather(d: Dist, sums: list[float]) -> tuple[list[dict[str, Any]], list[list[float]]]:
+    """Every rank's RNG state and epoch sums, on every rank (rank 0 writes them)."""
     if not d.enabled:
-        return [rng_state()]
+        return [rng_state()], [list(sums)]
     states: list[Any] = [None] * d.world
-    torch.distributed.all_gather_object(states, rng_state())
-    return states
+    torch.distributed.all_gather_object(states, (rng_state(), list(sums)))
+    return [s[0] for s in states], [s[1] for s in states]
 
 
-def _restore(loop: Loop, ckpt: dict[str, Any]) -> tuple[int, float, list]:
-    """Load a checkpoint's state into the loop; returns (first epoch, best top-1, metric rows)."""
+def _restore(loop: Loop, ckpt: dict[str, Any]) -> tuple[int, float, list, EpochProgress | None]:
+    """Load a checkpoint's state into the loop; returns (first epoch, best top-1, metric rows,
+    where to resume that epoch if the checkpoint was taken part-way through it)."""
     loop.optimizer.load_state_dict(ckpt["optimizer"])
     loop.scaler.load_state_dict(ckpt["scaler"])
     if loop.polyak is not None and ckpt.get("polyak") is not None:
@@ -476,7 +688,9 @@ def _restore(loop: Loop, ckpt: dict[str, Any]) -> tuple[int, float, list]:
     elif loop.polyak is not None:
         log.warning("the checkpoint has no Polyak average: starting one now")
     loop.step = int(ckpt["step"])
-    if len(ckpt["rng"]) == loop.dist.world:
+    epoch, batch = int(ckpt["epoch"]), int(ckpt.get("batch") or 0)
+    same_world = len(ckpt["rng"]) == loop.dist.world
+    if same_world:
         set_rng_state(ckpt["rng"][loop.dist.rank])
     else:
         log.warning(
@@ -484,10 +698,11 @@ def _restore(loop: Loop, ckpt: dict[str, Any]) -> tuple[int, float, list]:
             len(ckpt["rng"]),
             loop.dist.world,
         )
-        torch.manual_seed(loop.cfg.seed + loop.dist.rank + int(ckpt["epoch"]))
+        torch.manual_seed(loop.cfg.seed + loop.dist.rank + epoch)
+    args = ckpt.get("args") or {}
     changed = {
         k: (v, getattr(loop.cfg, k))
-        for k, v in ckpt.get("args", {}).items()
+        for k, v in args.items()
         if k not in ("resume",) and _plain(getattr(loop.cfg, k, v)) != _plain(v)
     }
     if changed:
@@ -495,7 +710,19 @@ def _restore(loop: Loop, ckpt: dict[str, Any]) -> tuple[int, float, list]:
             "resuming with changed arguments: %s",
             ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()),
         )
-    return int(ckpt["epoch"]), float(ckpt["best_top1"]), list(ckpt["metrics"])
+    progress = None
+    if batch:
+        if same_world and args.get("batch_size") == loop.cfg.batch_size:
+            sums = ckpt["epoch_sums"][loop.dist.rank]
+            progress = EpochProgress(batch, [float(v) for v in sums])
+        else:  # the batches done were cut for another geometry: redo the epoch
+            log.warning(
+                "the checkpoint was taken in epoch %d with another batch size or number of "
+                "processes: that epoch starts over",
+                epoch + 1,
+            )
+            loop.step -= batch
+    return epoch, float(ckpt["best_top1"]), list(ckpt["metrics"]), progress
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,6 +742,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     except RuntimeError as err:
         if "can't allocate memory" in str(err) or "out of memory" in str(err):
             raise GoogLeNetError(_oom_message(cfg, d)) from err
+        if d.enabled and _is_peer_failure(err):
+            failed = GoogLeNetError(
+                f"process {d.rank} of {d.world} stopped: another process of the job failed or "
+                f"was killed ({_peer_reason(err)})"
+            )
+            failed.every_rank = False
+            failed.exit_code = 1
+            raise failed from err
         raise
     finally:
         distributed.cleanup()
@@ -527,14 +762,24 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
     classes = data.find_classes(train_dir)
     ckpt = read_checkpoint(resume, d.device) if resume else None
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    raw = build_model(cfg, classes, ckpt).to(d.device)
+    with _checkpoint_errors(resume):
+        raw = build_model(cfg, classes, ckpt).to(d.device)
     mc = raw.config
     train_set, val_set, train_loader, val_loader = build_loaders(cfg, d, mc, train_dir, val_dir)
     loop = make_loop(cfg, raw, d, steps_per_epoch=len(train_loader))
     torch.manual_seed(cfg.seed + d.rank)  # dropout: different masks on different ranks
-    start_epoch, best, rows = _restore(loop, ckpt) if ckpt else (0, -1.0, [])
+    start_epoch, best, rows, progress = 0, -1.0, [], None
+    if ckpt is not None:
+        with _checkpoint_errors(resume):
+            start_epoch, best, rows, progress = _restore(loop, ckpt)
+        at = f"batch {progress.batch} of " if progress else "the end of "
+        loop.saved = f"{resume} ({at}epoch {start_epoch + bool(progress)}, step {loop.step})"
     if d.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        for tmp in remove_stale_temporaries(out):
+            log.info("removed %s, left by a write that was killed", tmp.name)
+        if loop.saved:
+            log.info("resuming from %s", loop.saved)
         _write_config(out, cfg, mc, train_set, val_set, d)
         log.info(
             "training %s on %d images%s, %d epoch(s) on %s x %d, into %s",
@@ -548,19 +793,51 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
         )
     metrics = MetricsLog(out, rows) if d.is_main else None
     skipped: set[str] = set()
-    for epoch in range(start_epoch, cfg.epochs):
-        stats = train_one_epoch(loop, train_loader, epoch, skipped)
-        row = {"epoch": epoch + 1, "step": loop.step, **stats}
-        if val_loader is not None:
-            row |= validate(raw, val_loader, loop, "val")
-            if loop.polyak is not None:
-                row |= validate(loop.polyak.module, val_loader, loop, "polyak")
-        rng = _gather_rng(d)
-        if not d.is_main:
-            continue
-        _log_epoch(row, cfg.epochs)
-        metrics.append(row)
-        best = _save_epoch(out, loop, epoch + 1, row, best, metrics.rows, rng)
+    last = out / "last.pt"
+
+    def save_part(epoch: int, part: EpochProgress) -> None:
+        """A checkpoint part-way through ``epoch`` (--save-every, or a stop signal)."""
+        _check_finite(torch.tensor(part.sums[0]), loop, epoch, weights=True)
+        rng, sums = _gather(d, part.sums)
+        rows = metrics.rows if metrics else []
+        _on_rank0(
+            loop, lambda: save_checkpoint(last, loop, epoch, best, rows, rng, part.batch, sums)
+        )
+        n = len(train_loader)
+        loop.saved = f"{last} (batch {part.batch} of {n} of epoch {epoch + 1}, step {loop.step})"
+
+    with StopSignals(announce=d.is_main) as stop:
+        loop.stop = stop
+        for epoch in range(start_epoch, cfg.epochs):
+            stats = train_one_epoch(
+                loop,
+                train_loader,
+                epoch,
+                skipped,
+                start=progress if epoch == start_epoch else None,
+                checkpoint=lambda part, epoch=epoch: save_part(epoch, part),
+            )
+            if stats is None:
+                raise _interrupted(loop)
+            row = {"epoch": epoch + 1, "step": loop.step, **stats}
+            if val_loader is not None:
+                row |= validate(raw, val_loader, loop, "val", skipped)
+                if loop.polyak is not None:
+                    row |= validate(loop.polyak.module, val_loader, loop, "polyak", skipped)
+            _check_finite(torch.tensor(row["train_loss"]), loop, epoch, weights=True)
+            rng, _ = _gather(d, [])
+
+            def save_epoch(row=row, epoch=epoch, rng=rng) -> None:
+                nonlocal best
+                _log_epoch(row, cfg.epochs)
+                metrics.append(row)
+                best = _save_epoch(out, loop, epoch + 1, row, best, metrics.rows, rng)
+
+            _on_rank0(loop, save_epoch)
+            loop.saved = f"{last} (the end of epoch {epoch + 1}, step {loop.step})"
+            if _agree(loop, True, [])[0] and epoch + 1 < cfg.epochs:
+                raise _interrupted(loop)
+        loop.stop = None
     distributed.barrier()
     if not d.is_main:
         return {}
@@ -570,6 +847,65 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
         save_weights(_unwrap(loop.polyak), out / "polyak.safetensors", {"epoch": str(cfg.epochs)})
     plot_curves(metrics.rows, out)
     return {"output_dir": out, "best_top1": best, "epochs": cfg.epochs, "metrics": metrics.rows}
+
+
+def _on_rank0(loop: Loop, write) -> None:
+    """Run ``write`` (checkpoint files) on rank 0, then stop every rank if it failed: the others
+    must not train on while nothing is saved, nor wait forever for a rank that has quit."""
+    error: GoogLeNetError | None = None
+    if loop.dist.is_main:
+        try:
+            write()
+        except GoogLeNetError as err:
+            error = err
+    if distributed.any_rank(error is not None, loop.dist.device):
+        kept = f"{loop.saved} is intact" if loop.saved else "no earlier checkpoint was written"
+        raise GoogLeNetError(
+            f"{error or 'rank 0 could not write a checkpoint'}; {kept}. Free some space or "
+            "make the directory writable, then continue with --resume auto"
+        ) from error
+
+
+def _interrupted(loop: Loop) -> Interrupted:
+    signum = loop.stop.signum if loop.stop is not None and loop.stop.signum else signal.SIGINT
+    name = signal.Signals(signum).name
+    return Interrupted(
+        f"stopped by {name}: saved {loop.saved}; continue with --resume auto", int(signum)
+    )
+
+
+@contextlib.contextmanager
+def _checkpoint_errors(path: Path | None):
+    """A checkpoint that torch.load read but whose contents do not fit together (a damaged or
+    hand-made file) is a one-line error, not a traceback from deep inside the optimizer."""
+    try:
+        yield
+    except GoogLeNetError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise GoogLeNetError(
+            f"cannot resume from {path}: the checkpoint is damaged or not from this program "
+            f"({type(err).__name__}: {_first_line(err)[:200]})"
+        ) from err
+
+
+def _is_peer_failure(err: RuntimeError) -> bool:
+    """Whether a collective failed because another process of the job died (gloo, NCCL)."""
+    text = str(err).lower()
+    signs = ("connection closed by peer", "connection reset", "broken pipe", "timed out", "nccl")
+    return isinstance(err, torch.distributed.DistError) or any(s in text for s in signs)
+
+
+def _peer_reason(err: BaseException) -> str:
+    """The gist of a gloo/NCCL error: "Read error [127.0.0.1]:23724: Connection reset by peer"
+    without the source location in front or the advice after."""
+    text = re.sub(r"^\[[^\]]*\]\s*", "", _first_line(err))
+    return text.split(". ")[0][:160]
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def build_loaders(
@@ -665,7 +1001,14 @@ def _output_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
         resume = Path(cfg.resume)
         if not resume.is_file():
             raise ConfigError(f"--resume {resume}: no such checkpoint")
-        return Path(cfg.output_dir) if cfg.output_dir else resume.parent, resume
+        out = Path(cfg.output_dir) if cfg.output_dir else resume.parent
+        held = [f for f in RUN_FILES if (out / f).exists()]
+        if held and out.resolve() != resume.parent.resolve():
+            raise ConfigError(
+                f"--output-dir {out} holds another run ({held[0]}) than the checkpoint "
+                f"{resume}: continue that run in its own directory, or give an empty one"
+            )
+        return out, resume
     name = f"{Path(cfg.data).resolve().name}-{cfg.preset}"
     out = Path(cfg.output_dir) if cfg.output_dir else Path("runs") / name
     last = out / "last.pt"
