@@ -31,9 +31,12 @@ unreadable file becomes a :class:`Skipped` that :func:`collate` sets aside for t
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
+import signal
+import stat
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,6 +76,14 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     Raises :class:`DataError` for a missing, unreadable, truncated or oversized file.
     """
     path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as err:
+        raise DataError(f"{path}: no such file (or a link to a missing file)") from err
+    except OSError as err:  # a symlink loop, no permission
+        raise DataError(f"{path}: not a readable image ({err.strerror or err})") from err
+    if not stat.S_ISREG(mode):  # a FIFO would block the reader forever, a device never end
+        raise DataError(f"{path}: not a regular file, so not an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -428,10 +439,29 @@ def find_classes(root: str | os.PathLike[str]) -> list[str]:
 
 
 def _list_files(folder: Path) -> tuple[list[str], list[str]]:
-    """Image files and other files under ``folder`` (recursively, symlinks followed), sorted."""
+    """Image files and other files under ``folder`` (recursively, symlinks followed), sorted.
+
+    A link to a folder above (a symlink loop such as ``a/up -> ..``, which os.walk would follow
+    until the path grew too long, listing every image dozens of times) is not followed, and a
+    folder reached twice through links is walked once; both are reported.
+    """
     images, others = [], []
+    seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames.sort()
+        here = os.path.realpath(dirpath)
+        if here in seen:
+            log.warning("%s: a folder reached again through a symbolic link: skipped", dirpath)
+            dirnames.clear()
+            continue
+        seen.add(here)
+        kept = []
+        for name in sorted(dirnames):
+            target = os.path.realpath(os.path.join(dirpath, name))
+            if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+                log.warning("%s: a symbolic link loop: not followed", os.path.join(dirpath, name))
+            else:
+                kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             (images if is_image_file(name) and not name.startswith(".") else others).append(path)
@@ -541,8 +571,17 @@ class TrainSampler(torch.utils.data.DistributedSampler):
     lets a 2-process run reproduce a 1-process run and a resumed run reproduce an unbroken one.
     """
 
+    start: int = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Go to ``epoch``, skipping this rank's first ``start`` samples of it (the batches that
+        a run interrupted part-way through the epoch had done before its checkpoint)."""
+        super().set_epoch(epoch)
+        self.start = start
+
     def __iter__(self):
-        for index in super().__iter__():
+        indices = itertools.islice(super().__iter__(), self.start, None)
+        for index in indices:
             yield index, augment_seed(self.seed, self.epoch, index)
 
 
@@ -582,4 +621,17 @@ def make_loader(
         drop_last=drop_last,
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """In a loader worker: leave SIGINT and SIGTERM to the main process.
+
+    Ctrl-C reaches every process of the terminal's group, and some schedulers signal every
+    process of a job; a worker that died of it would make the main process fail on its next
+    batch instead of stopping cleanly with a checkpoint. The workers end when the main process
+    shuts its loader down (or, if it is killed, when they see it gone).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import data
-from .errors import ConfigError, GoogLeNetError, WeightsError
+from .errors import ConfigError, DataError, GoogLeNetError, WeightsError
 from .fileio import atomic_write_text
 from .metrics import plot_confusion
 from .model import GoogLeNet
@@ -106,11 +106,13 @@ def evaluate(
     label_map: Tensor | None = None,
     amp: str | None = None,
     channels_last: bool = False,
+    on_skipped: Callable[[data.Skipped], None] | None = None,
 ) -> EvalCounts:
     """Run ``models`` over ``loader`` (batches of images x crops x 3 x S x S) and count.
 
     Probabilities are averaged over the crops and the models; top-1/top-5, the confusion matrix and
-    the log-likelihood are counted on that average.
+    the log-likelihood are counted on that average. Each image that could not be read is passed
+    to ``on_skipped`` as it comes (which may raise to stop) and counted.
     """
     for model in models:
         model.eval()
@@ -120,7 +122,10 @@ def evaluate(
     nll, skipped = 0.0, []
     dtype = AMP_DTYPES.get(amp or "", torch.bfloat16)
     for batch in loader:
-        skipped += [s.path for s in batch.skipped]
+        for item in batch.skipped:
+            if on_skipped is not None:
+                on_skipped(item)
+            skipped.append(item.path)
         if batch.labels.numel() == 0:
             continue
         images = batch.images if batch.images.dim() == 5 else batch.images.unsqueeze(1)
@@ -211,13 +216,15 @@ def evaluate_weights(
     device: str | None = None,
     amp: str | None = None,
     output: str | Path | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """``googlenet eval``: score weights (an ensemble if several) on an image folder.
 
     ``data_dir`` is a folder of class folders, or a dataset root with a ``val/`` inside.
     ``batch_size`` counts crops per forward pass, so memory does not grow with ``crops``. Writes
     the report as JSON and the confusion matrix as PNG beside the first weights (or at
-    ``output``) and returns the report.
+    ``output``) and returns the report. Unreadable images are named on stderr as they come,
+    skipped and counted (``skipped`` in the report); ``strict`` stops at the first one.
     """
     from .distributed import pick_device
 
@@ -235,7 +242,9 @@ def evaluate_weights(
         workers,
         pin_memory=dev.type == "cuda",
     )
-    counts = evaluate(models, loader, dev, label_map=label_map, amp=amp)
+    counts = evaluate(
+        models, loader, dev, label_map=label_map, amp=amp, on_skipped=_skip_or_stop(strict)
+    )
     if counts.skipped:
         log.warning(
             "skipped %d unreadable image(s), e.g. %s", len(counts.skipped), counts.skipped[0]
@@ -245,6 +254,15 @@ def evaluate_weights(
     report = _report(counts, dataset.classes, models[0], weights, folder, crops)
     report["seconds"] = round(time.perf_counter() - start, 3)
     _write_report(report, counts, dataset.classes, models[0], output or _beside(weights, crops))
+    return report
+
+
+def _skip_or_stop(strict: bool) -> Callable[[data.Skipped], None]:
+    def report(item: data.Skipped) -> None:
+        if strict:
+            raise DataError(f"{item.reason} (--strict: stopping at the first unreadable image)")
+        log.warning("skipped %s", item.reason)
+
     return report
 
 

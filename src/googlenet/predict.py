@@ -595,15 +595,19 @@ def predict_files(
     topk: int = 5,
     workers: int | None = None,
     report: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    strict: bool = False,
 ) -> tuple[int, int]:
     """Predict every image ``inputs`` name; write results to ``out`` (atomically) or stdout.
 
-    Each unreadable input is reported through ``report`` and skipped. A progress bar runs on
+    Each unreadable input is reported through ``report`` and skipped; ``strict`` stops at the
+    first one instead (raising DataError; ``out`` is then not written). A progress bar runs on
     stderr when it is a terminal. Returns ``(predicted, failed)``.
     """
     from tqdm import tqdm
 
     paths, problems = find_images(inputs)
+    if strict and problems:
+        raise DataError(f"{problems[0]} (--strict: stopping at the first unreadable input)")
     for problem in problems:
         report(problem)
     if not paths and not problems:
@@ -626,7 +630,12 @@ def predict_files(
                     writer.write(pred)
                     ok += 1
                 else:
-                    report(pred.error or f"{pred.path}: unreadable")
+                    reason = pred.error or f"{pred.path}: unreadable"
+                    if strict:
+                        raise DataError(
+                            f"{reason} (--strict: stopping at the first unreadable input)"
+                        )
+                    report(reason)
                     failed += 1
             bar.update()
         writer.close()
