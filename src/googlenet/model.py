@@ -41,6 +41,11 @@ from .errors import ConfigError, InputSizeError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Sanity bounds, so that a mistyped flag or a weights file's lying metadata is an error rather
+# than an attempt to allocate terabytes: ImageNet-21k has 21,841 classes; 4096 px is 18x the
+# paper's 224 (its first feature map alone is then 4 GB per image).
+MAX_CLASSES = 1_000_000
+MAX_INPUT_SIZE = 4096
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,8 +286,12 @@ class GoogLeNetConfig:
         if self.class_names is not None:
             self.class_names = tuple(str(c) for c in self.class_names)
         problems = []
-        if self.num_classes < 1:
-            problems.append(f"num_classes must be at least 1, got {self.num_classes}")
+        if not _is_int(self.num_classes) or not 1 <= self.num_classes <= MAX_CLASSES:
+            problems.append(f"num_classes must be 1 to {MAX_CLASSES:,}, got {self.num_classes!r}")
+        if not _is_int(self.input_size) or not 1 <= self.input_size <= MAX_INPUT_SIZE:
+            problems.append(f"input_size must be 1 to {MAX_INPUT_SIZE}, got {self.input_size!r}")
+        if not (isinstance(self.bn_eps, int | float) and 0 < self.bn_eps < 1):
+            problems.append(f"bn_eps must be in (0, 1), got {self.bn_eps!r}")
         if self.norm not in ("lrn", "batchnorm"):
             problems.append(f"norm must be 'lrn' or 'batchnorm', got {self.norm!r}")
         if self.aux_pooling not in ("paper", "adaptive"):
@@ -296,8 +305,13 @@ class GoogLeNetConfig:
         for name in ("dropout", "aux_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            problems.append("mean and std must be three numbers each, std positive")
+        if (
+            len(self.mean) != 3
+            or len(self.std) != 3
+            or not all(math.isfinite(v) for v in self.mean + self.std)
+            or min(self.std) <= 0
+        ):
+            problems.append("mean and std must be three finite numbers each, std positive")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             problems.append(
                 f"{len(self.class_names)} class names given for {self.num_classes} classes"
@@ -315,6 +329,10 @@ class GoogLeNetConfig:
         if unknown:
             raise ConfigError(f"unknown model option(s) {', '.join(unknown)}")
         return cls(**data)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class GoogLeNetOutputs(NamedTuple):

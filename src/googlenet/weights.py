@@ -203,6 +203,7 @@ def load(
     """
     path = _existing(path)
     config, state_dict = _read(path)
+    _check_classifier(config, state_dict, path)
     try:
         fields = config.to_dict() | overrides
         if aux_logits is not None:
@@ -235,6 +236,18 @@ def load(
     state_dict = {k: v for k, v in state_dict.items() if k not in fresh}
     _load_strict(model, state_dict, path, allowed_missing=fresh)
     return model.to(map_location)
+
+
+def _check_classifier(config: GoogLeNetConfig, state_dict: dict, path: Path) -> None:
+    """Compare the configuration's class count with the classifier's rows before building the
+    model: metadata that claims a million classes must not make us allocate 12 GB first."""
+    fc = state_dict.get("fc.weight")
+    if isinstance(fc, torch.Tensor) and fc.dim() == 2 and fc.shape[0] != config.num_classes:
+        raise WeightsError(
+            f"{path}: tensor 'fc.weight' has shape {list(fc.shape)} but the model needs "
+            f"{[config.num_classes, fc.shape[1]]}: the file's configuration says "
+            f"{config.num_classes} classes, its classifier has {fc.shape[0]}"
+        )
 
 
 def _is_classifier_key(key: str) -> bool:
