@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import GoogLeNetError
+from .errors import GoogLeNetError, Interrupted
 
 PROG = "googlenet"
 
@@ -23,7 +24,9 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (no usage dump) and exit with 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        # Under torchrun every rank parses the same arguments: rank 0 alone says what is wrong.
+        text = f"{self.prog}: error: {message} (see {self.prog} --help)\n"
+        self.exit(2, text if _rank() == 0 else None)
 
 
 # -- argument types: reject bad values at parse time with a message that names the flag ----------
@@ -206,6 +209,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     )
     _device_arg(p)
     p.add_argument("--backend", default="eager", help="inference backend for PyTorch weights")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable input")
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -227,6 +231,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         topk=args.topk,
         workers=args.workers,
         report=report,
+        strict=args.strict,
     )
     return _failures(args.command, ok, failed)
 
@@ -476,6 +481,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         metavar="PATH|auto",
         help="continue from a checkpoint; auto: OUTPUT_DIR/last.pt if there",
     )
+    p.add_argument(
+        "--save-every",
+        type=nonnegative_int,
+        default=D.save_every,
+        metavar="STEPS",
+        help="also checkpoint (last.pt) every STEPS steps, not only at epoch ends (0: only there)",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument("--print-freq", type=positive_int, default=D.print_freq, metavar="STEPS")
 
@@ -536,6 +548,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", action="store_true", help="show per-class accuracy")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--output", type=Path, metavar="JSON", help="report path (default: beside W)")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -550,6 +563,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         device=args.device,
         amp=args.amp,
         output=args.output,
+        strict=args.strict,
     )
     print(render(report, args.format, per_class=args.per_class))
     return 0
@@ -618,6 +632,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (0 otherwise)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -630,7 +652,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except GoogLeNetError as err:
-        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        if err.every_rank and _rank() != 0:  # rank 0 says it for the whole torchrun job
+            return err.exit_code
+        what = "" if isinstance(err, Interrupted) else "error: "
+        print(f"{PROG} {args.command}: {what}{err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
