@@ -61,9 +61,19 @@ def setup(device: str | None = None) -> Dist:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
+        timeout = datetime.timedelta(minutes=30)
+        store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
+        # torchrun keeps one TCP store for all the restarts of a job (--max-restarts), and the
+        # keys of an attempt outlive it: a restarted rank could read the address of a process
+        # that died in the attempt before and fail to connect ("Gloo connectFullMesh failed ...
+        # Connection refused"). A prefix per attempt keeps them apart.
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
         dist.init_process_group(
             backend="nccl" if dev.type == "cuda" else "gloo",
-            timeout=datetime.timedelta(minutes=30),
+            store=dist.PrefixStore(f"googlenet/attempt{attempt}", store),
+            rank=rank,
+            world_size=world,
+            timeout=timeout,
             device_id=dev if dev.type == "cuda" else None,
         )
     return Dist(rank=rank, world=world, local_rank=local_rank, device=dev)

@@ -520,6 +520,7 @@ class StopSignals:
 
     def __init__(self, announce: bool = True) -> None:
         self.signum: int | None = None
+        self.finished = False  # the run has stopped and saved: later signals change nothing
         self.announce = announce
         self._previous: dict[int, Any] = {}
 
@@ -535,6 +536,8 @@ class StopSignals:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: object) -> None:
+        if self.finished:
+            return
         if self.signum is not None:  # the second signal: give up at once
             self.__exit__()
             if signum == signal.SIGINT:
@@ -735,8 +738,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     d = distributed.setup(cfg.device)
     if not d.is_main:
         logging.getLogger("googlenet").setLevel(logging.WARNING)
+    # Installed for the whole run, process group teardown included: torchrun sends SIGTERM to
+    # the ranks still running when one has exited, and a rank that has saved and is on its way
+    # out must not be killed before it has said so.
+    with StopSignals(announce=d.is_main) as stop:
+        return _train_here(cfg, d, stop)
+
+
+def _train_here(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
     try:
-        return _train(cfg, d)
+        return _train(cfg, d, stop)
     except torch.OutOfMemoryError as err:
         raise GoogLeNetError(_oom_message(cfg, d)) from err
     except RuntimeError as err:
@@ -755,7 +766,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         distributed.cleanup()
 
 
-def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
+def _train(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
     out, resume = _output_dir(cfg)
     distributed.barrier()  # every rank has looked at the output directory before rank 0 writes
     train_dir, val_dir = data.resolve_splits(cfg.data, cfg.val)
@@ -806,38 +817,39 @@ def _train(cfg: TrainConfig, d: Dist) -> dict[str, Any]:
         n = len(train_loader)
         loop.saved = f"{last} (batch {part.batch} of {n} of epoch {epoch + 1}, step {loop.step})"
 
-    with StopSignals(announce=d.is_main) as stop:
-        loop.stop = stop
-        for epoch in range(start_epoch, cfg.epochs):
-            stats = train_one_epoch(
-                loop,
-                train_loader,
-                epoch,
-                skipped,
-                start=progress if epoch == start_epoch else None,
-                checkpoint=lambda part, epoch=epoch: save_part(epoch, part),
-            )
-            if stats is None:
-                raise _interrupted(loop)
-            row = {"epoch": epoch + 1, "step": loop.step, **stats}
-            if val_loader is not None:
-                row |= validate(raw, val_loader, loop, "val", skipped)
-                if loop.polyak is not None:
-                    row |= validate(loop.polyak.module, val_loader, loop, "polyak", skipped)
-            _check_finite(torch.tensor(row["train_loss"]), loop, epoch, weights=True)
-            rng, _ = _gather(d, [])
+    loop.stop = stop
+    if _agree(loop, True, [])[0] and start_epoch < cfg.epochs:  # a signal during the set-up
+        raise _interrupted(loop, early=True)
+    for epoch in range(start_epoch, cfg.epochs):
+        stats = train_one_epoch(
+            loop,
+            train_loader,
+            epoch,
+            skipped,
+            start=progress if epoch == start_epoch else None,
+            checkpoint=lambda part, epoch=epoch: save_part(epoch, part),
+        )
+        if stats is None:
+            raise _interrupted(loop)
+        row = {"epoch": epoch + 1, "step": loop.step, **stats}
+        if val_loader is not None:
+            row |= validate(raw, val_loader, loop, "val", skipped)
+            if loop.polyak is not None:
+                row |= validate(loop.polyak.module, val_loader, loop, "polyak", skipped)
+        _check_finite(torch.tensor(row["train_loss"]), loop, epoch, weights=True)
+        rng, _ = _gather(d, [])
 
-            def save_epoch(row=row, epoch=epoch, rng=rng) -> None:
-                nonlocal best
-                _log_epoch(row, cfg.epochs)
-                metrics.append(row)
-                best = _save_epoch(out, loop, epoch + 1, row, best, metrics.rows, rng)
+        def save_epoch(row=row, epoch=epoch, rng=rng) -> None:
+            nonlocal best
+            _log_epoch(row, cfg.epochs)
+            metrics.append(row)
+            best = _save_epoch(out, loop, epoch + 1, row, best, metrics.rows, rng)
 
-            _on_rank0(loop, save_epoch)
-            loop.saved = f"{last} (the end of epoch {epoch + 1}, step {loop.step})"
-            if _agree(loop, True, [])[0] and epoch + 1 < cfg.epochs:
-                raise _interrupted(loop)
-        loop.stop = None
+        _on_rank0(loop, save_epoch)
+        loop.saved = f"{last} (the end of epoch {epoch + 1}, step {loop.step})"
+        if _agree(loop, True, [])[0] and epoch + 1 < cfg.epochs:
+            raise _interrupted(loop)
+    loop.stop = None  # from here on a signal is too late to stop anything: the run finishes
     distributed.barrier()
     if not d.is_main:
         return {}
@@ -866,11 +878,17 @@ def _on_rank0(loop: Loop, write) -> None:
         ) from error
 
 
-def _interrupted(loop: Loop) -> Interrupted:
-    signum = loop.stop.signum if loop.stop is not None and loop.stop.signum else signal.SIGINT
+def _interrupted(loop: Loop, early: bool = False) -> Interrupted:
+    """The error that ends a run stopped by a signal, its checkpoint written (``loop.saved``)."""
+    stop = loop.stop
+    signum = stop.signum if stop is not None and stop.signum else signal.SIGINT
+    if stop is not None:
+        stop.finished = True
     name = signal.Signals(signum).name
+    if early:
+        return Interrupted(f"stopped by {name} before training began: nothing new to save", signum)
     return Interrupted(
-        f"stopped by {name}: saved {loop.saved}; continue with --resume auto", int(signum)
+        f"stopped by {name}: saved {loop.saved}; continue with --resume auto", signum
     )
 
 
