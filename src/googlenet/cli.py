@@ -72,6 +72,17 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
+def input_size(text: str) -> int:
+    """A square input side: a whole number from 1 to MAX_INPUT_SIZE (larger sizes would try to
+    allocate more memory than any machine has; the network's own minimum is checked later)."""
+    from .model import MAX_INPUT_SIZE
+
+    value = positive_int(text)
+    if value > MAX_INPUT_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_INPUT_SIZE}, got {value}")
+    return value
+
+
 def existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -102,7 +113,7 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
         "the total cross-checked against torch.utils.flop_counter.",
     )
     _preset_arg(p)
-    p.add_argument("--input-size", type=positive_int, default=224, help="square input side (224)")
+    p.add_argument("--input-size", type=input_size, default=224, help="square input side (224)")
     p.add_argument("--num-classes", type=positive_int, default=1000, help="classes (1000)")
     p.add_argument("--naive", action="store_true", help="naive vs reduced Inception module cost")
     p.add_argument(
@@ -380,7 +391,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", metavar="DIR", help="default runs/<data name>-<preset>")
     _preset_arg(p)
     p.add_argument("--weights", type=existing_file, help="fine-tune from these weights")
-    p.add_argument("--input-size", type=positive_int, help="square input side (224)")
+    p.add_argument("--input-size", type=input_size, help="square input side (224)")
     p.add_argument("--epochs", type=positive_int, default=D.epochs)
     p.add_argument(
         "-b",
@@ -584,7 +595,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--output-dir", type=Path, default=Path("runs/demo"), metavar="DIR")
     p.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS)
-    p.add_argument("--input-size", type=positive_int, default=DEMO_SIZE)
+    p.add_argument("--input-size", type=input_size, default=DEMO_SIZE)
     p.add_argument("-j", "--workers", type=nonnegative_int, default=1)
     p.add_argument("--limit", type=positive_int, help="use only the first N images (a quick look)")
 

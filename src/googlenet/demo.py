@@ -83,11 +83,22 @@ def run_demo(
 ) -> dict:
     """Write the digits, train the paper preset, evaluate with 1 and 10 crops, predict, list."""
     from .evaluate import evaluate_weights, render
+    from .model import create_model
     from .train import TrainConfig, train
 
     start = time.perf_counter()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigError(f"--output-dir {output_dir} is a file; give a folder")
+    smallest = create_model("paper", num_classes=10, aux_logits=False).min_input_size
+    if input_size < smallest:  # said before the digits are written, not after
+        raise ConfigError(
+            f"--input-size {input_size} is too small: the paper network takes {smallest}+"
+        )
     data_dir = output_dir / "data"
-    n_train, n_val = write_digits(data_dir, limit=limit)
+    try:
+        n_train, n_val = write_digits(data_dir, limit=limit)
+    except OSError as err:  # a read-only or full disk
+        raise ConfigError(f"cannot write the digits to {data_dir}: {err.strerror or err}") from err
     print(f"digits: {n_train} train + {n_val} val images (8x8 grayscale) in {data_dir}")
     cfg = TrainConfig(
         data=str(data_dir),

@@ -608,10 +608,13 @@ def predict_files(
     paths, problems = find_images(inputs)
     if strict and problems:
         raise DataError(f"{problems[0]} (--strict: stopping at the first unreadable input)")
+    if not paths:  # nothing to do: one line says why
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(
+            problems[0] + more if problems else f"no images found in {', '.join(map(str, inputs))}"
+        )
     for problem in problems:
         report(problem)
-    if not paths and not problems:
-        raise DataError(f"no images found in {', '.join(map(str, inputs))}")
     target = atomic_open(out, "w", encoding="utf-8", newline="") if out else nullcontext(sys.stdout)
     ok = failed = 0
     start = time.perf_counter()
@@ -668,12 +671,13 @@ def cam_files(
         predictor.class_index(name)
     _colormap(cmap)
     paths, problems = find_images(inputs)
+    if not paths:  # nothing to do: one line says why
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(
+            problems[0] + more if problems else f"no images found in {', '.join(map(str, inputs))}"
+        )
     for problem in problems:
         report(problem)
-    if not paths:
-        if problems:
-            return [], len(problems)
-        raise DataError(f"no images found in {', '.join(map(str, inputs))}")
     written = []
     failed = len(problems)
     for image_path, png in zip(paths, cam_paths(paths, Path(out)), strict=True):

@@ -280,6 +280,7 @@ class Loop:
     step: int = 0
     stop: StopSignals | None = None  # SIGINT/SIGTERM seen, while train() runs
     saved: str = ""  # the last checkpoint written or resumed from, for messages
+    probe: Tensor | None = None  # the last batch trained on: checked again before a checkpoint
 
     def autocast(self):
         dtype = AMP_DTYPES.get(self.cfg.amp or "", torch.bfloat16)
@@ -376,6 +377,7 @@ def train_one_epoch(
         if has_data:
             x, y = loop.to_device(batch)
             logits, losses = train_step(loop, x, y)
+            loop.probe = x
             sums[:4] += losses.double() * y.numel()
             sums[4] += (logits.argmax(1) == y).sum()
             sums[5] += y.numel()
@@ -489,15 +491,23 @@ def _report_skipped(items: list[data.Skipped], seen: set[str], strict: bool) -> 
 
 
 def _check_finite(loss_sum: Tensor, loop: Loop, epoch: int, weights: bool = False) -> None:
-    """Stop (every rank) if the loss, or with ``weights`` any weight, is NaN or infinite.
+    """Stop (every rank) if the loss is NaN or infinite; with ``weights``, also if the weights
+    are, or if they make the last batch's logits so.
 
-    Called before every checkpoint with ``weights=True``: a step can turn the weights to NaN
-    while the loss it reports is still finite, and such weights must never overwrite a good
-    checkpoint.
+    Called before every checkpoint with ``weights=True``. The loss a step reports comes from the
+    weights before its update, so the update that blows up goes unseen until the next step:
+    weights of 1e10, finite but useless, would be saved as the "last good checkpoint". One
+    forward pass of the last batch (eval mode, float32, no gradient, no random numbers drawn)
+    sees them first.
     """
     bad = not math.isfinite(float(loss_sum))
     if weights and not bad:
         bad = not all(bool(torch.isfinite(p).all()) for p in loop.raw.parameters())
+    if weights and not bad and loop.probe is not None:
+        with torch.no_grad():
+            loop.raw.eval()
+            bad = not bool(torch.isfinite(loop.raw(loop.probe.float())).all())
+            _train_mode(loop.raw, loop.cfg.freeze_trunk)
     if distributed.any_rank(bad, loop.dist.device):
         lr = lr_at(max(loop.step - 1, 0), loop.steps_per_epoch, loop.cfg)
         kept = (
@@ -776,6 +786,11 @@ def _train(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
     with _checkpoint_errors(resume):
         raw = build_model(cfg, classes, ckpt).to(d.device)
     mc = raw.config
+    if mc.input_size < raw.min_input_size:  # before anything is written, not at the first step
+        raise ConfigError(
+            f"--input-size {mc.input_size} is too small for the {mc.preset} network: the "
+            f"smallest size it takes is {raw.min_input_size}"
+        )
     train_set, val_set, train_loader, val_loader = build_loaders(cfg, d, mc, train_dir, val_dir)
     loop = make_loop(cfg, raw, d, steps_per_epoch=len(train_loader))
     torch.manual_seed(cfg.seed + d.rank)  # dropout: different masks on different ranks
@@ -783,7 +798,7 @@ def _train(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
     if ckpt is not None:
         with _checkpoint_errors(resume):
             start_epoch, best, rows, progress = _restore(loop, ckpt)
-        at = f"batch {progress.batch} of " if progress else "the end of "
+        at = f"batch {progress.batch} of {len(train_loader)} of " if progress else "the end of "
         loop.saved = f"{resume} ({at}epoch {start_epoch + bool(progress)}, step {loop.step})"
     if d.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -898,6 +913,10 @@ def _checkpoint_errors(path: Path | None):
     hand-made file) is a one-line error, not a traceback from deep inside the optimizer."""
     try:
         yield
+    except ConfigError as err:  # its model configuration
+        if path is None:  # not resuming: the arguments are at fault
+            raise
+        raise GoogLeNetError(f"cannot resume from {path}: {err}") from err
     except GoogLeNetError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
@@ -974,7 +993,7 @@ def make_loop(cfg: TrainConfig, raw: GoogLeNet, d: Dist, steps_per_epoch: int) -
     _configure_backends(cfg, d.device)
     if cfg.channels_last:
         raw = raw.to(memory_format=torch.channels_last)
-    model: nn.Module = torch.compile(raw, backend=cfg.compile) if cfg.compile else raw
+    model: nn.Module = _compiled(raw, cfg.compile) if cfg.compile else raw
     if d.enabled:
         ids = [d.device.index] if d.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -989,6 +1008,20 @@ def make_loop(cfg: TrainConfig, raw: GoogLeNet, d: Dist, steps_per_epoch: int) -
         dist=d,
         steps_per_epoch=steps_per_epoch,
     )
+
+
+def _compiled(model: nn.Module, backend: str) -> nn.Module:
+    from torch._dynamo.exc import InvalidBackend
+
+    try:
+        return torch.compile(model, backend=backend)
+    except InvalidBackend:
+        from torch._dynamo import list_backends
+
+        names = ", ".join(list_backends(exclude_tags=()))
+        raise ConfigError(
+            f"--compile: unknown backend {backend!r}; choose one of {names}"
+        ) from None
 
 
 def _save_epoch(
