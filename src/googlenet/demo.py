@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import ConfigError
+from .errors import ConfigError, Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,11 @@ def run_demo(
         seed=DEMO_SEED,
         resume="auto",
     )
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except Interrupted as err:  # the demo resumes by itself: say so, not --resume auto
+        text = str(err).replace("continue with --resume auto", "run the demo again to go on")
+        raise Interrupted(text, err.exit_code - 128) from None
     run = Path(result["output_dir"])
     reports = {}
     for crops in (1, 10):

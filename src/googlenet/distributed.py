@@ -18,6 +18,10 @@ import torch.distributed as dist
 
 from .errors import ConfigError
 
+# Under NCCL, a gloo group for the few flags the ranks agree on before every step (a stop signal,
+# a batch without images): CPU tensors, so that reading the answer does not wait for the GPU.
+_control: dist.ProcessGroup | None = None
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -76,12 +80,16 @@ def setup(device: str | None = None) -> Dist:
             timeout=timeout,
             device_id=dev if dev.type == "cuda" else None,
         )
+        global _control
+        _control = dist.new_group(backend="gloo") if dev.type == "cuda" else None
     return Dist(rank=rank, world=world, local_rank=local_rank, device=dev)
 
 
 def cleanup() -> None:
+    global _control
     if dist.is_initialized():
         dist.destroy_process_group()
+    _control = None
 
 
 def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
@@ -94,11 +102,13 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
 
 
 def all_reduce_max(values: list[float], device: torch.device) -> list[float]:
-    """The largest of each number over the ranks (flags, a signal number); identity alone."""
+    """The largest of each number over the ranks (flags, a signal number); identity alone.
+    Host-side values: on the CPU through the control group when there is one."""
     if not dist.is_initialized():
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    on = torch.device("cpu") if _control is not None else device
+    t = torch.tensor(values, dtype=torch.float64, device=on)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_control)
     return t.tolist()
 
 

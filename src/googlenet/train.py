@@ -345,12 +345,13 @@ def train_one_epoch(
     ``--save-every`` steps and when SIGINT/SIGTERM asks the run to stop, after which this
     returns None.
 
-    Under torchrun the ranks agree before each step, in one small all-reduce, on three things
-    that one rank may see alone: a stop signal (all stop at the same step), a batch of which no
-    image could be read (that rank takes part in the step with a placeholder batch of loss
-    weight 0, so DDP's gradient all-reduce still pairs up, instead of skipping the step and
-    leaving the others waiting for it forever), and, with ``--strict``, an unreadable image
-    (all stop, naming it).
+    Under torchrun the ranks agree before each step, in one small all-reduce on the CPU, on
+    three things that one rank may see alone: a stop signal (all stop at the same step), a batch
+    of which no image could be read (that rank takes part in the step with a placeholder batch
+    of loss weight 0, so DDP's gradient all-reduce still pairs up, instead of skipping the step
+    and leaving the others waiting for it forever; the step's gradient is then the other ranks'
+    mean times (world - 1) / world), and, with ``--strict``, an unreadable image (all stop,
+    naming it).
     """
     cfg, device = loop.cfg, loop.dist.device
     _train_mode(loop.raw, cfg.freeze_trunk)
