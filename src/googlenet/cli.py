@@ -159,11 +159,78 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench ----------------------------------------------------------------------------------------
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from .bench import MODES
+    from .inference import BACKENDS
+
+    p = sub.add_parser(
+        "bench",
+        help="inference and training speed against torchvision, in one process",
+        description="Time our inference path and training step against torchvision's googlenet "
+        "(eager NCHW, eager channels_last, ONNX Runtime on its export) in one process, "
+        "alternating the contenders after a warm-up: median images/s and ms per batch, "
+        "batch-1 latency, peak memory, achieved GFLOP/s and its fraction of this machine's "
+        "large-matmul FLOP/s, and the ratios of ours to each baseline.",
+    )
+    p.add_argument("--mode", choices=MODES, default="both", help="what to time (both)")
+    _preset_arg(p, default="torchvision")
+    p.add_argument("-b", "--batch-size", type=positive_int, default=32, help="batch size (32)")
+    p.add_argument("--input-size", type=positive_int, default=224, help="square input side (224)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device (cpu)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (5)")
+    p.add_argument("--warmup", type=nonnegative_int, default=2, help="warm-up rounds (2)")
+    p.add_argument(
+        "--backend", choices=BACKENDS, default="auto", help="our inference backend (auto)"
+    )
+    p.add_argument("--int8", action="store_true", help="add our int8 model (CPU)")
+    p.add_argument("--compile", action="store_true", help="add torch.compile contenders (slow)")
+    p.add_argument(
+        "--ablation", action="store_true", help="add our other backends and training variants"
+    )
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--no-latency", action="store_true", help="skip batch-1 latency")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch/runtime threads")
+    p.add_argument("--output", type=Path, default=None, help="also write the JSON report here")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import BenchConfig, render, run_bench
+    from .fileio import atomic_write_text
+
+    cfg = BenchConfig(
+        mode=args.mode,
+        preset=args.preset,
+        batch_size=args.batch_size,
+        input_size=args.input_size,
+        device=args.device,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        backend=args.backend,
+        int8=args.int8,
+        compile=args.compile,
+        ablation=args.ablation,
+        memory=not args.no_memory,
+        latency=not args.no_latency,
+        threads=args.threads,
+    )
+    log = logging.getLogger(PROG)
+    report = run_bench(cfg, progress=log.info)
+    if args.output is not None:
+        atomic_write_text(args.output, render(report, "json") + "\n")
+    print(render(report, args.format))
+    return 0
+
+
 # -- wiring ---------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "summary": (_add_summary, _run_summary),
     "convert-weights": (_add_convert_weights, _run_convert_weights),
+    "bench": (_add_bench, _run_bench),
 }
 
 

@@ -39,6 +39,7 @@ nothing at inference.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import logging
 import threading
@@ -225,9 +226,9 @@ class FusedGoogLeNet(nn.Module):
         return self.fc(x)
 
 
-def _check_input(net: FusedGoogLeNet, x: Tensor) -> None:
+def _check_input(net: FusedGoogLeNet | InferenceModel, x: Tensor) -> None:
     """The model's own input check (shape, minimum size), so errors read the same."""
-    # GoogLeNet._check_input only reads ``min_input_size``, which the fused network carries.
+    # GoogLeNet._check_input only reads ``min_input_size``, which both carry.
     GoogLeNet._check_input(net, x)  # type: ignore[arg-type]
 
 
@@ -311,22 +312,27 @@ class InferenceModel:
     ``images`` is an N x 3 x H x W float tensor (any memory format); the logits come back as an
     N x num_classes float32 tensor on the images' device. ``backend`` says what runs it,
     ``config`` is the source model's configuration (classes, mean/std, input size) and
-    ``module`` the fused PyTorch network, which the session backends were exported from.
+    ``module`` the fused PyTorch network the session backends were exported from (``None`` for
+    an int8 file, which has no PyTorch form).
     """
 
     def __init__(
         self,
-        module: FusedGoogLeNet,
+        config: GoogLeNetConfig,
         backend: str,
         run: Callable[[Tensor], Tensor],
+        *,
+        min_input_size: int,
+        module: FusedGoogLeNet | None = None,
     ) -> None:
-        self.module = module
+        self.config = config
         self.backend = backend
-        self.config = module.config
+        self.min_input_size = min_input_size
+        self.module = module
         self._run = run
 
     def __call__(self, images: Tensor) -> Tensor:
-        _check_input(self.module, images)
+        _check_input(self, images)
         with torch.inference_mode():
             return self._run(images)
 
@@ -371,6 +377,20 @@ def _openvino_runner(compiled) -> Callable[[Tensor], Tensor]:
         return torch.from_numpy(np.array(result[0], copy=True)).to(x.device)
 
     return run
+
+
+def session_runner(
+    graph: bytes | str, backend: str, num_threads: int | None = None
+) -> Callable[[Tensor], Tensor]:
+    """``images -> logits`` running an ONNX model (bytes or a path) on ``onnxruntime``/``openvino``.
+
+    Used for our fp32 graph and for int8 files alike.
+    """
+    if backend == "onnxruntime":
+        return _ort_runner(ort_session(graph, num_threads))
+    if backend == "openvino":
+        return _openvino_runner(openvino_model(graph, num_threads))
+    raise ConfigError(f"an ONNX model runs on onnxruntime or openvino, not {backend!r}")
 
 
 def available_backends(device: str | torch.device = "cpu") -> list[str]:
@@ -427,11 +447,11 @@ def optimize_for_inference(
         raise ConfigError("amp (bf16 autocast) is for the torch and compile backends")
 
     net = fuse(model).to(device=device, dtype=torch.float32)
+    wrap = functools.partial(
+        InferenceModel, net.config, backend, min_input_size=net.min_input_size, module=net
+    )
     if backend in ("onnxruntime", "openvino"):
-        graph = onnx_bytes(net.cpu(), model.config.input_size)
-        if backend == "onnxruntime":
-            return InferenceModel(net, backend, _ort_runner(ort_session(graph, num_threads)))
-        return InferenceModel(net, backend, _openvino_runner(openvino_model(graph, num_threads)))
+        return wrap(session_runner(onnx_bytes(net.cpu(), model.config.input_size), backend, num_threads))
 
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -440,7 +460,7 @@ def optimize_for_inference(
     runnable: nn.Module | Callable = net
     if backend == "compile":
         runnable = compile_module(net, device, compile_mode)
-    return InferenceModel(net, backend, _torch_runner(runnable, channels_last, amp, device))
+    return wrap(_torch_runner(runnable, channels_last, amp, device))
 
 
 def compile_module(net: nn.Module, device: torch.device, mode: str | None = None) -> Callable:
