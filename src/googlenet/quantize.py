@@ -27,6 +27,7 @@ under ``googlenet.config``, so ``predict`` and ``eval`` can load the file on its
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -66,7 +67,7 @@ def _onnx_model(model_or_onnx: GoogLeNet | str | os.PathLike[str]):
     if isinstance(model_or_onnx, GoogLeNet):
         config = model_or_onnx.config
         proto = onnx.load_from_string(onnx_bytes(fuse(model_or_onnx).cpu(), config.input_size))
-        _set_config(proto, config)
+        set_onnx_config(proto, config)
         return proto
     path = Path(model_or_onnx)
     if not path.is_file():
@@ -80,7 +81,9 @@ def _onnx_model(model_or_onnx: GoogLeNet | str | os.PathLike[str]):
     return proto
 
 
-def _set_config(proto, config: GoogLeNetConfig) -> None:
+def set_onnx_config(proto, config: GoogLeNetConfig) -> None:
+    """Store ``config`` as JSON in an ONNX ModelProto's ``metadata_props["googlenet.config"]``
+    (the key ``export`` uses too), replacing any earlier entry."""
     for entry in list(proto.metadata_props):
         if entry.key == CONFIG_KEY:
             proto.metadata_props.remove(entry)
@@ -135,22 +138,27 @@ def quantize_int8(
         # Shape inference and constant folding first, as ONNX Runtime recommends: the quantizer
         # needs every tensor's shape to place its Q/DQ pairs.
         quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepped),
-            str(int8),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["Conv", "MaxPool", "Concat", "Split", "GlobalAveragePool"],
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-        )
+        # The quantizer logs a line per tensor on the root logger: keep the user's log readable.
+        logging.disable(logging.INFO)
+        try:
+            quantize_static(
+                str(prepped),
+                str(int8),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["Conv", "MaxPool", "Concat", "Split", "GlobalAveragePool"],
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+        finally:
+            logging.disable(logging.NOTSET)
         quantized = onnx.load(str(int8))
         for entry in proto.metadata_props:
             if entry.key == CONFIG_KEY:
-                _set_config(quantized, GoogLeNetConfig.from_dict(_config_dict(entry.value)))
+                set_onnx_config(quantized, GoogLeNetConfig.from_dict(_config_dict(entry.value)))
         atomic_save(out_path, lambda p: onnx.save(quantized, p))
     return out_path
 
