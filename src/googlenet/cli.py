@@ -1,8 +1,9 @@
 """The ``googlenet`` command line: argparse in front, each subcommand a thin call into a module.
 
-Every subcommand has an ``_add_<name>(subparsers)`` that declares its flags and a ``_run_<name>(args)``
-that calls the library and returns an exit code. User mistakes raise :class:`GoogLeNetError`
-(or fail argparse's checks) and end as one line on stderr with exit code 2; Ctrl-C exits with 130.
+Every subcommand has an ``_add_<name>(subparsers)`` that declares its flags and a
+``_run_<name>(args)`` that calls the library and returns an exit code. User mistakes raise
+:class:`GoogLeNetError` (or fail argparse's checks) and end as one line on stderr with exit
+code 2; Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ def _preset_arg(parser: argparse.ArgumentParser, default: str = "paper") -> None
     from .model import PRESETS
 
     parser.add_argument(
-        "--preset", default=default, choices=list(PRESETS), help=f"network preset (default {default})"
+        "--preset",
+        default=default,
+        choices=list(PRESETS),
+        help=f"network preset (default {default})",
     )
 
 

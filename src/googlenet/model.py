@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, overload
 
 import torch
@@ -321,7 +321,8 @@ class GoogLeNetOutputs(NamedTuple):
     """What ``model(x, return_aux=True)`` returns.
 
     ``aux1`` (on 4a) and ``aux2`` (on 4d) are ``None`` in eval mode and on a model built with
-    ``aux_logits=False``. Note the order: torchvision returns ``(logits, aux_logits2, aux_logits1)``.
+    ``aux_logits=False``. Mind the order: torchvision returns
+    ``(logits, aux_logits2, aux_logits1)``.
     """
 
     logits: Tensor
@@ -479,7 +480,9 @@ class GoogLeNet(nn.Module):
         ch2 = x[:, 2:3] * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
         return torch.cat((ch0, ch1, ch2), 1)
 
-    def _forward_trunk(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def _forward_trunk(
+        self, x: Tensor, with_aux: bool
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         self._check_input(x)
         if self.config.transform_input:
             x = self._transform_input(x)
@@ -544,7 +547,7 @@ class GoogLeNet(nn.Module):
     def forward(self, x: Tensor, return_aux: Literal[True]) -> GoogLeNetOutputs: ...
 
     def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | GoogLeNetOutputs:
-        """Main logits; with ``return_aux=True`` a :class:`GoogLeNetOutputs` (aux in training only)."""
+        """Main logits, or with ``return_aux=True`` a :class:`GoogLeNetOutputs` (see the module)."""
         features, aux1, aux2 = self._forward_trunk(x, with_aux=return_aux and self.training)
         logits = self.forward_head(features)
         if return_aux:

@@ -74,7 +74,9 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as err:
-        raise WeightsError(f"{path} is not a readable safetensors file ({_first_line(err)})") from err
+        raise WeightsError(
+            f"{path} is not a readable safetensors file ({_first_line(err)})"
+        ) from err
 
 
 def _load_safetensors(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tensor]]:
@@ -83,7 +85,9 @@ def _load_safetensors(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tens
             meta = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise WeightsError(f"{path} is not a readable safetensors file ({_first_line(err)})") from err
+        raise WeightsError(
+            f"{path} is not a readable safetensors file ({_first_line(err)})"
+        ) from err
     if CONFIG_KEY not in meta:
         if _looks_like_torchvision(tensors):
             return _torchvision_config(tensors), convert_torchvision_state_dict(tensors)
@@ -94,7 +98,9 @@ def _load_safetensors(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tens
     try:
         config = GoogLeNetConfig.from_dict(_json_config(meta[CONFIG_KEY]))
     except (ConfigError, TypeError, ValueError) as err:
-        raise WeightsError(f"{path} has an invalid model configuration in its metadata: {err}") from err
+        raise WeightsError(
+            f"{path} has an invalid model configuration in its metadata: {err}"
+        ) from err
     return config, tensors
 
 
@@ -216,7 +222,9 @@ def load(
         fresh |= {k for k in model.state_dict() if _is_classifier_key(k)}
         log.warning(
             "%s: classifier re-initialized for %d classes (the weights have %d)",
-            path, num_classes, config.num_classes,
+            path,
+            num_classes,
+            config.num_classes,
         )
     if not model.config.aux_logits:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(("aux1.", "aux2."))}
@@ -291,7 +299,8 @@ def _torch_load(path: Path) -> Any:
     except pickle.UnpicklingError as err:
         raise WeightsError(
             f"refusing to load {path}: it holds Python objects that only an unsafe unpickling "
-            "could rebuild (torch.load weights_only=True refused it); use a state dict or safetensors"
+            "could rebuild (torch.load weights_only=True refused it); "
+            "use a state dict or safetensors"
         ) from err
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         raise WeightsError(f"{path} is not a readable PyTorch file ({_first_line(err)})") from err
@@ -318,8 +327,10 @@ def _from_pickled(path: Path, obj: Any) -> tuple[GoogLeNetConfig, dict[str, torc
 
 
 def _tensors_only(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    if not isinstance(obj, dict) or not obj or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     ):
         raise WeightsError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return obj
@@ -339,7 +350,9 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-def convert_weights(src: str | os.PathLike[str], dst: str | os.PathLike[str], **load_kwargs) -> GoogLeNet:
+def convert_weights(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], **load_kwargs
+) -> GoogLeNet:
     """Read any weights :func:`load` takes and write them as our safetensors file."""
     if Path(dst).suffix != ".safetensors":
         raise GoogLeNetError(f"output {dst} should end in .safetensors")
