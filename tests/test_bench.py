@@ -61,8 +61,20 @@ def test_bench_both_modes_json(run_cli, tmp_path):
 def test_bench_table_paper_preset_infer(capsys):
     from googlenet.cli import main
 
-    code = main(["bench", "--mode", "infer", "--preset", "paper", "--no-memory", "--no-latency",
-                 "--backend", "torch", *TINY])
+    code = main(
+        [
+            "bench",
+            "--mode",
+            "infer",
+            "--preset",
+            "paper",
+            "--no-memory",
+            "--no-latency",
+            "--backend",
+            "torch",
+            *TINY,
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "googlenet torch" in out

@@ -200,7 +200,7 @@ def test_amp_is_close_but_not_the_contract():
     assert torch.allclose(fast(x), expected, atol=0.2, rtol=0.2)
 
 
-# -- errors -----------------------------------------------------------------------------------------
+# -- errors ---------------------------------------------------------------------------------
 
 
 def test_bad_requests_raise_one_line_errors():
@@ -225,7 +225,7 @@ def test_bad_requests_raise_one_line_errors():
         assert "\n" not in str(err("x"))
 
 
-# -- training speed -----------------------------------------------------------------------------------
+# -- training speed -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("preset", ["paper", "torchvision"])

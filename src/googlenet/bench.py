@@ -46,7 +46,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .inference import BACKENDS, available_backends, default_backend, optimize_for_inference
+from .inference import (
+    BACKENDS,
+    available_backends,
+    compile_module,
+    default_backend,
+    optimize_for_inference,
+)
 from .model import GoogLeNet, create_model
 from .speed import amp_dtype, autocast, prepare_for_training
 
@@ -83,7 +89,9 @@ class BenchConfig:
         if self.batch_size < 1 or self.repeats < 1 or self.warmup < 0:
             raise ConfigError("batch size and repeats must be at least 1, warmup at least 0")
         if self.backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+            raise ConfigError(
+                f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"device must be cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -145,7 +153,9 @@ def _seed() -> None:
 
 def _ours(cfg: BenchConfig, aux: bool) -> GoogLeNet:
     _seed()
-    return create_model(cfg.preset, num_classes=NUM_CLASSES, aux_logits=aux, input_size=cfg.input_size)
+    return create_model(
+        cfg.preset, num_classes=NUM_CLASSES, aux_logits=aux, input_size=cfg.input_size
+    )
 
 
 def _torchvision(cfg: BenchConfig, aux: bool) -> nn.Module:
@@ -247,7 +257,7 @@ def infer_contenders(cfg: BenchConfig) -> list[Contender]:
             net = _torchvision(cfg, aux=False).to(cfg.device).eval()
             if channels_last:
                 net, x = net.to(memory_format=torch.channels_last), _cl(x)
-            run: Callable = torch.compile(net) if compiled else net
+            run: Callable = compile_module(net, torch.device(cfg.device)) if compiled else net
 
             def call() -> Tensor:
                 with torch.inference_mode(), autocast(cfg.device, enabled=amp):
@@ -257,40 +267,49 @@ def infer_contenders(cfg: BenchConfig) -> list[Contender]:
 
         return build
 
-    c = Contender
     out: list[Contender] = []
+
+    def add(name, build, ours=False, dtype="fp32", baseline=None) -> None:
+        family = "ours" if ours else "torchvision"
+        out.append(Contender(name, "infer", ours, build, dtype, family, baseline))
+
     if cuda:
-        out.append(c(f"googlenet {backend} fp32 channels_last", "infer", True, ours(backend)))
-        out.append(c("googlenet torch bf16 channels_last", "infer", True, ours("torch", True), "bf16"))
+        add(f"googlenet {backend} fp32 channels_last", ours(backend), True)
+        add("googlenet torch bf16 channels_last", ours("torch", True), True, "bf16")
         if cfg.compile:
-            out.append(c("googlenet compiled bf16", "infer", True, ours("compile", True), "bf16"))
-        tvf = "torchvision"
-        out.append(c("torchvision eager fp32 NCHW", "infer", False, tv(False), family=tvf,
-                     baseline_key="torchvision eager NCHW"))
-        out.append(c("torchvision eager bf16 channels_last", "infer", False, tv(True, True),
-                     "bf16", tvf, "torchvision eager AMP channels_last"))
+            add("googlenet compiled bf16", ours("compile", True), True, "bf16")
+        add("torchvision eager fp32 NCHW", tv(False), baseline="torchvision eager NCHW")
+        add(
+            "torchvision eager bf16 channels_last",
+            tv(True, True),
+            dtype="bf16",
+            baseline="torchvision eager AMP channels_last",
+        )
         if cfg.compile:
-            out.append(c("torchvision compiled bf16 channels_last", "infer", False,
-                         tv(True, True, True), "bf16", tvf, "torchvision compiled"))
+            add(
+                "torchvision compiled bf16 channels_last",
+                tv(True, True, True),
+                dtype="bf16",
+                baseline="torchvision compiled",
+            )
         return out
-    out.append(c(f"googlenet {backend}", "infer", True, ours(backend)))
+    add(f"googlenet {backend}", ours(backend), True)
     if cfg.ablation:
         for extra in available_backends("cpu"):
             if extra != backend and (extra != "compile" or cfg.compile):
-                out.append(c(f"googlenet {extra}", "infer", True, ours(extra)))
+                add(f"googlenet {extra}", ours(extra), True)
     if cfg.int8:
-        out.append(c(f"googlenet int8 {_session_backend(cfg)}", "infer", True, _int8(cfg), "int8"))
-    tvf = "torchvision"
-    out.append(c("torchvision eager NCHW", "infer", False, tv(False), family=tvf,
-                 baseline_key="torchvision eager NCHW"))
-    out.append(c("torchvision eager channels_last", "infer", False, tv(True), family=tvf,
-                 baseline_key="torchvision eager channels_last"))
+        add(f"googlenet int8 {_session_backend(cfg)}", _int8(cfg), True, "int8")
+    add("torchvision eager NCHW", tv(False), baseline="torchvision eager NCHW")
+    add("torchvision eager channels_last", tv(True), baseline="torchvision eager channels_last")
     if "onnxruntime" in available_backends("cpu"):
-        out.append(c("torchvision onnxruntime", "infer", False, _tv_onnxruntime(cfg), family=tvf,
-                     baseline_key="torchvision onnxruntime"))
+        add("torchvision onnxruntime", _tv_onnxruntime(cfg), baseline="torchvision onnxruntime")
     if cfg.compile:
-        out.append(c("torchvision compiled channels_last", "infer", False, tv(True, False, True),
-                     family=tvf, baseline_key="torchvision compiled"))
+        add(
+            "torchvision compiled channels_last",
+            tv(True, False, True),
+            baseline="torchvision compiled",
+        )
     return out
 
 
@@ -298,7 +317,6 @@ def train_contenders(cfg: BenchConfig) -> list[Contender]:
     """Ours (prepare_for_training + autocast) first, then torchvision's same step."""
     dev = cfg.device
     has_amp = amp_dtype(dev) is not None
-    amp_name = "bf16" if has_amp else "fp32"
 
     def ours(amp: bool, merge: bool = True, compiled: bool = False):
         def build(x: Tensor) -> Callable[[], Any]:
@@ -318,28 +336,37 @@ def train_contenders(cfg: BenchConfig) -> list[Contender]:
 
         return build
 
-    c = Contender
-    tvf = "torchvision"
-    out = [c(f"googlenet {amp_name} channels_last merged-1x1", "train", True, ours(has_amp),
-             "bf16" if has_amp else "fp32")]
+    out: list[Contender] = []
+    amp = "bf16" if has_amp else "fp32"
+
+    def add(name, build, ours=False, dtype="fp32", baseline=None) -> None:
+        family = "ours" if ours else "torchvision"
+        out.append(Contender(name, "train", ours, build, dtype, family, baseline))
+
+    add(f"googlenet {amp} channels_last merged-1x1", ours(has_amp), True, amp)
     if cfg.ablation:
-        out.append(c("googlenet fp32 channels_last", "train", True, ours(False, False)))
-        out.append(c("googlenet fp32 channels_last merged-1x1", "train", True, ours(False)))
+        add("googlenet fp32 channels_last", ours(False, False), True)
+        add("googlenet fp32 channels_last merged-1x1", ours(False), True)
         if has_amp:
-            out.append(c("googlenet bf16 channels_last", "train", True, ours(True, False), "bf16"))
+            add("googlenet bf16 channels_last", ours(True, False), True, "bf16")
     if cfg.compile:
-        out.append(c(f"googlenet compiled {amp_name}", "train", True, ours(has_amp, True, True),
-                     "bf16" if has_amp else "fp32"))
-    out.append(c("torchvision NCHW fp32", "train", False, tv(False, False), family=tvf,
-                 baseline_key="torchvision NCHW"))
-    out.append(c("torchvision channels_last fp32", "train", False, tv(True, False), family=tvf,
-                 baseline_key="torchvision channels_last"))
+        add(f"googlenet compiled {amp}", ours(has_amp, True, True), True, amp)
+    add("torchvision NCHW fp32", tv(False, False), baseline="torchvision NCHW")
+    add("torchvision channels_last fp32", tv(True, False), baseline="torchvision channels_last")
     if has_amp:
-        out.append(c("torchvision channels_last bf16", "train", False, tv(True, True), "bf16", tvf,
-                     "torchvision channels_last bf16"))
+        add(
+            "torchvision channels_last bf16",
+            tv(True, True),
+            dtype="bf16",
+            baseline="torchvision channels_last bf16",
+        )
     if cfg.compile:
-        out.append(c(f"torchvision compiled {amp_name}", "train", False, tv(True, has_amp, True),
-                     "bf16" if has_amp else "fp32", tvf, "torchvision compiled"))
+        add(
+            f"torchvision compiled {amp}",
+            tv(True, has_amp, True),
+            dtype=amp,
+            baseline="torchvision compiled",
+        )
     return out
 
 
@@ -433,7 +460,11 @@ def _peak_memory_probe(cfg: BenchConfig, mode: str, index: int) -> float | None:
         env["OMP_NUM_THREADS"] = str(cfg.threads)
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", code, args], capture_output=True, text=True, timeout=1800, env=env
+            [sys.executable, "-c", code, args],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return None
@@ -589,7 +620,9 @@ def _bench_mode(
     if cfg.memory:
         for i, e in enumerate(entries):
             say(f"{mode}: peak memory of {e.name}")
-            memory[i] = _cuda_peak(calls[i]) if cfg.device == "cuda" else _peak_memory_probe(cfg, mode, i)
+            memory[i] = (
+                _cuda_peak(calls[i]) if cfg.device == "cuda" else _peak_memory_probe(cfg, mode, i)
+            )
     results = []
     for i, e in enumerate(entries):
         median = statistics.median(times[i])

@@ -184,7 +184,9 @@ def read_config(path: str | os.PathLike[str]) -> GoogLeNetConfig:
         raise WeightsError(f"{path} is not a readable ONNX model ({err})") from err
     meta = {e.key: e.value for e in proto.metadata_props}
     if CONFIG_KEY not in meta:
-        raise WeightsError(f"{path} has no '{CONFIG_KEY}' metadata: it was not written by googlenet")
+        raise WeightsError(
+            f"{path} has no '{CONFIG_KEY}' metadata: it was not written by googlenet"
+        )
     try:
         return GoogLeNetConfig.from_dict(_config_dict(meta[CONFIG_KEY]))
     except (ConfigError, TypeError, ValueError) as err:
@@ -208,4 +210,6 @@ def load_int8(
 
 
 def _min_size(config: GoogLeNetConfig) -> int:
-    return GoogLeNet(GoogLeNetConfig.from_dict(config.to_dict() | {"aux_logits": False})).min_input_size
+    return GoogLeNet(
+        GoogLeNetConfig.from_dict(config.to_dict() | {"aux_logits": False})
+    ).min_input_size
