@@ -169,6 +169,14 @@ def test_session_backends_match(preset_model, backend):
     assert torch.allclose(fast(x), fast(x.contiguous(memory_format=torch.channels_last)))
 
 
+@pytest.mark.parametrize("backend", SESSION_BACKENDS)
+def test_batch_split_across_threads_matches(backend):
+    """With 2 threads a batch of 3 runs as slices of 2 and 1 on single-threaded sessions."""
+    model = _model("paper")
+    fast = optimize_for_inference(model, backend, num_threads=2)
+    _check_same(model, fast, sizes=((1, 64), (3, 64), (4, 72)))
+
+
 def test_auto_backend_is_available_and_matches():
     model = _model("torchvision")
     fast = optimize_for_inference(model)

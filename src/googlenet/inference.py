@@ -44,6 +44,7 @@ import io
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -288,18 +289,21 @@ def ort_session(model: bytes | str, num_threads: int | None = None):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = num_threads or torch.get_num_threads()
     options.log_severity_level = 3
+    model = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def openvino_model(model: bytes | str, num_threads: int | None = None):
-    """An OpenVINO CPU model compiled for latency, in fp32 (see the module docstring)."""
+def openvino_model(model: bytes | str, num_threads: int | None = None, streams: int = 1):
+    """An OpenVINO CPU model in fp32 (see the module docstring): for latency with one stream,
+    for throughput with ``streams`` streams sharing ``num_threads`` threads."""
     _require("openvino", "openvino")
     import openvino as ov
 
     core = ov.Core()
-    read = core.read_model(model, b"") if isinstance(model, bytes) else core.read_model(model)
+    read = core.read_model(model, b"") if isinstance(model, bytes) else core.read_model(str(model))
     config = {
-        "PERFORMANCE_HINT": "LATENCY",
+        "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
+        "NUM_STREAMS": streams,
         "INFERENCE_PRECISION_HINT": "f32",
         "INFERENCE_NUM_THREADS": num_threads or torch.get_num_threads(),
     }
@@ -357,24 +361,82 @@ def _numpy_in(x: Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float32).contiguous().numpy()
 
 
-def _ort_runner(session) -> Callable[[Tensor], Tensor]:
-    def run(x: Tensor) -> Tensor:
-        (logits,) = session.run(None, {"images": _numpy_in(x)})
+class SessionRunner:
+    """``images -> logits`` on an ONNX model (bytes or a path) with ONNX Runtime or OpenVINO.
+
+    Two ways to use ``num_threads`` cores, chosen per call by the batch size:
+
+    * a batch smaller than ``num_threads`` runs on one session that uses every thread (lowest
+      latency: batch 1);
+    * a larger batch is cut into ``num_threads`` slices that run at the same time on
+      single-threaded sessions (ONNX Runtime; OpenVINO: one stream each), one slice per core.
+      Measured here at batch 32: about 1.1x one session with all threads, since each core
+      works through whole convolutions without waiting for the other at every layer (and
+      reorder and concat work is not split into slivers). The sessions share nothing but the
+      file, so the weights are held ``num_threads + 1`` times (about 30 MB each in fp32).
+
+    Sessions are thread-safe; calls from several threads at once are serialized on the slices.
+    """
+
+    def __init__(self, graph: bytes | str, backend: str, num_threads: int | None = None) -> None:
+        if backend not in ("onnxruntime", "openvino"):
+            raise ConfigError(f"an ONNX model runs on onnxruntime or openvino, not {backend!r}")
+        self.backend = backend
+        self.threads = max(1, num_threads or torch.get_num_threads())
+        self._lock = threading.Lock()
+        if backend == "onnxruntime":
+            self._latency = _ort_run(ort_session(graph, self.threads))
+            singles = [
+                ort_session(graph, 1) for _ in range(self.threads if self.threads > 1 else 0)
+            ]
+            self._slices = [_ort_run(session) for session in singles]
+            self._pool = ThreadPoolExecutor(len(singles)) if singles else None
+        else:
+            self._latency = _openvino_run(openvino_model(graph, self.threads))
+            self._requests = []
+            if self.threads > 1:
+                streams = openvino_model(graph, self.threads, streams=self.threads)
+                self._requests = [streams.create_infer_request() for _ in range(self.threads)]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        array = _numpy_in(x)
+        if len(array) < self.threads or self.threads == 1:
+            logits = self._latency(array)
+        else:
+            parts = np.array_split(array, self.threads)
+            with self._lock:
+                logits = np.concatenate(self._run_slices(parts))
         return torch.from_numpy(logits).to(x.device)
 
-    return run
+    def _run_slices(self, parts: list[np.ndarray]) -> list[np.ndarray]:
+        if self.backend == "onnxruntime":
+            assert self._pool is not None
+            futures = [
+                self._pool.submit(run, p) for run, p in zip(self._slices, parts, strict=True)
+            ]
+            return [f.result() for f in futures]
+        requests = self._requests[: len(parts)]
+        for request, part in zip(requests, parts, strict=True):
+            request.start_async({0: part})
+        for request in requests:
+            request.wait()
+        return [np.array(r.get_output_tensor(0).data, copy=True) for r in requests]
 
 
-def _openvino_runner(compiled) -> Callable[[Tensor], Tensor]:
+def _ort_run(session) -> Callable[[np.ndarray], np.ndarray]:
+    name = session.get_inputs()[0].name
+    return lambda array: session.run(None, {name: array})[0]
+
+
+def _openvino_run(compiled) -> Callable[[np.ndarray], np.ndarray]:
     # One infer request per thread: a request is not thread-safe, a compiled model is.
     local = threading.local()
 
-    def run(x: Tensor) -> Tensor:
+    def run(array: np.ndarray) -> np.ndarray:
         request = getattr(local, "request", None)
         if request is None:
             request = local.request = compiled.create_infer_request()
-        result = request.infer({0: _numpy_in(x)})
-        return torch.from_numpy(np.array(result[0], copy=True)).to(x.device)
+        return np.array(request.infer({0: array})[0], copy=True)
 
     return run
 
@@ -382,15 +444,11 @@ def _openvino_runner(compiled) -> Callable[[Tensor], Tensor]:
 def session_runner(
     graph: bytes | str, backend: str, num_threads: int | None = None
 ) -> Callable[[Tensor], Tensor]:
-    """``images -> logits`` running an ONNX model (bytes or a path) on ``onnxruntime``/``openvino``.
+    """``images -> logits`` running an ONNX model (bytes or a path): a :class:`SessionRunner`.
 
     Used for our fp32 graph and for int8 files alike.
     """
-    if backend == "onnxruntime":
-        return _ort_runner(ort_session(graph, num_threads))
-    if backend == "openvino":
-        return _openvino_runner(openvino_model(graph, num_threads))
-    raise ConfigError(f"an ONNX model runs on onnxruntime or openvino, not {backend!r}")
+    return SessionRunner(graph, backend, num_threads)
 
 
 def available_backends(device: str | torch.device = "cpu") -> list[str]:
