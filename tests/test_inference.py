@@ -199,9 +199,10 @@ def test_model_left_in_its_mode_and_unchanged():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_amp_is_close_but_not_the_contract():
+@pytest.mark.parametrize("backend", ["torch", *SESSION_BACKENDS[1:]])
+def test_amp_is_close_but_not_the_contract(backend):
     model = _model("paper-bn")
-    fast = optimize_for_inference(model, "torch", amp=True)
+    fast = optimize_for_inference(model, backend, amp=True)
     x = _images(2, 64)
     with torch.no_grad():
         expected = model(x)

@@ -298,6 +298,8 @@ def infer_contenders(cfg: BenchConfig) -> list[Contender]:
         for extra in available_backends("cpu"):
             if extra != backend and (extra != "compile" or cfg.compile):
                 add(f"googlenet {extra}", ours(extra), True)
+        if "openvino" in available_backends("cpu") and amp_dtype("cpu") is not None:
+            add("googlenet openvino bf16 (not exact)", ours("openvino", True), True, "bf16")
     if cfg.int8:
         add(f"googlenet int8 {_session_backend(cfg)}", _int8(cfg), True, "int8")
     add("torchvision eager NCHW", tv(False), baseline="torchvision eager NCHW")
