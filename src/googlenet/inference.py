@@ -41,7 +41,6 @@ from __future__ import annotations
 import copy
 import functools
 import io
-import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,8 +54,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from .errors import ConfigError, GoogLeNetError
 from .model import ConvBlock, GoogLeNet, GoogLeNetConfig, InceptionModule
-
-log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "compile", "onnxruntime", "openvino"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "compile", "onnxruntime", "openvino")
@@ -496,8 +493,9 @@ def optimize_for_inference(
     computes in bf16 (PyTorch backends: autocast; ``openvino``: its bf16 precision hint): the
     GPU's fast path and about 1.9x on this AVX512-BF16 CPU, but *not* within the 1e-4 contract
     (bf16 keeps 8 bits of mantissa), so off by default. ``num_threads`` for the session
-    backends (default: torch's; see :class:`SessionRunner` for how they are used). ``compile_mode`` is passed to ``torch.compile`` (default:
-    weight freezing on CPU, ``reduce-overhead``, i.e. CUDA graphs, on CUDA).
+    backends (default: torch's; see :class:`SessionRunner` for how they are used).
+    ``compile_mode`` is passed to ``torch.compile`` (default: weight freezing on CPU,
+    ``reduce-overhead``, i.e. CUDA graphs, on CUDA).
 
     The model is not changed; the returned callable holds its own (folded) copy of the weights.
     """
