@@ -30,6 +30,10 @@ def _check_results(section: dict, mode: str) -> None:
         if r["max_abs_diff"] is not None:
             assert r["max_abs_diff"] <= 1e-4
     assert all(ratio > 0 for ratio in section["ratios"].values())
+    assert (
+        section["ratios_paired"].keys() == section["ratios"].keys() == section["ratios_best"].keys()
+    )
+    assert all(ratio > 0 for ratio in section["ratios_paired"].values())
     assert all(v > 0 for v in section["flops_per_image"].values())
 
 
