@@ -12,9 +12,11 @@ import torch.nn.functional as F
 import googlenet
 from googlenet.errors import ConfigError, GoogLeNetError, InputSizeError
 from googlenet.inference import (
+    FastLRN,
     FusedGoogLeNet,
     FusedInception,
     available_backends,
+    default_backend,
     fold_batchnorm,
     fuse,
     merge_convs,
@@ -141,12 +143,24 @@ def test_fused_module_matches_model(preset_model, channels_last):
     _check_same(preset_model, run)
 
 
-def test_lrn_exports_as_one_operator():
+@pytest.mark.parametrize("size, beta", [(5, 0.75), (3, 0.5), (4, 0.75)])
+def test_fast_lrn_matches_pytorch(size, beta):
+    lrn = torch.nn.LocalResponseNorm(size, alpha=1e-2, beta=beta, k=2.0)
+    x = torch.randn(2, 9, 5, 5) * 3
+    assert torch.allclose(FastLRN(lrn)(x), lrn(x), rtol=1e-5, atol=1e-6)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(FastLRN(lrn)(cl), lrn(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_lrn_exports_as_operator_or_elementwise(native):
     onnx = pytest.importorskip("onnx")
-    graph = onnx.load_from_string(onnx_bytes(fuse(_model("paper")), 64)).graph
+    net = fuse(_model("paper"))
+    graph = onnx.load_from_string(onnx_bytes(net, 64, native_lrn=native)).graph
     ops = [n.op_type for n in graph.node]
-    assert ops.count("LRN") == 2
-    assert "BatchNormalization" not in ops and "Pow" not in ops
+    assert ops.count("LRN") == (2 if native else 0)
+    assert ("Sqrt" in ops) != native
+    assert "BatchNormalization" not in ops and "Pow" not in ops and "If" not in ops
     assert ops.count("Split") == 9  # one merged 1x1 per Inception module
 
 
@@ -177,10 +191,11 @@ def test_batch_split_across_threads_matches(backend):
     _check_same(model, fast, sizes=((1, 64), (3, 64), (4, 72)))
 
 
-def test_auto_backend_is_available_and_matches():
-    model = _model("torchvision")
+@pytest.mark.parametrize("preset", ["paper", "torchvision"])
+def test_auto_backend_is_available_and_matches(preset):
+    model = _model(preset)
     fast = optimize_for_inference(model)
-    assert fast.backend in available_backends("cpu")
+    assert fast.backend == default_backend("cpu") and fast.backend in available_backends("cpu")
     _check_same(model, fast, sizes=((3, 64),))
 
 
