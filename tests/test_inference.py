@@ -199,6 +199,22 @@ def test_auto_backend_is_available_and_matches(preset):
     _check_same(model, fast, sizes=((3, 64),))
 
 
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino")
+def test_openvino_small_inputs_are_refused_and_auto_avoids_them():
+    """OpenVINO refuses a 3x3 max pool on a 2x2 map (the paper's pool after 4e below 48 px)."""
+    from googlenet.inference import openvino_min_input_size
+
+    model = googlenet.create_model("paper", num_classes=3, input_size=32).eval()
+    smallest = openvino_min_input_size(model)
+    assert model.min_input_size < smallest <= 48
+    fast = optimize_for_inference(model, "openvino")
+    with pytest.raises(InputSizeError, match=f"{smallest}x{smallest}"):
+        fast(torch.randn(1, 3, 32, 32))
+    _check_same(model, fast, sizes=((2, smallest),))
+    if default_backend("cpu") == "openvino":
+        assert optimize_for_inference(model).backend != "openvino"
+
+
 @pytest.mark.slow
 def test_compile_backend_matches():
     model = _model("paper-bn")

@@ -494,6 +494,25 @@ def available_backends(device: str | torch.device = "cpu") -> list[str]:
     return found
 
 
+def openvino_min_input_size(model: GoogLeNet) -> int:
+    """The smallest square input OpenVINO runs ``model`` at.
+
+    OpenVINO refuses a max pool whose window is larger than its input, which PyTorch's (and
+    ONNX's) ceil mode accepts: the paper's 3x3/2 pool after 4e meets a 2x2 map below 48 px.
+    """
+    pools = [model.maxpool1, model.maxpool2, model.maxpool3, model.maxpool4]
+    size = model.min_input_size
+    while True:
+        inputs = model._spatial_sizes(size)[:4]  # what each of the four pools reads
+        if all(_first(p.kernel_size) <= n for p, n in zip(pools, inputs, strict=True)):
+            return size
+        size += 1
+
+
+def _first(v: int | tuple[int, ...]) -> int:
+    return v[0] if isinstance(v, tuple) else v
+
+
 def default_backend(device: str | torch.device = "cpu") -> str:
     """``auto``'s choice: on a CPU OpenVINO if installed, else ONNX Runtime, else PyTorch; on
     other devices PyTorch. Why, in the module docstring."""
@@ -536,8 +555,13 @@ def optimize_for_inference(
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device cuda asked for, but no CUDA GPU is available")
+    min_size = model.min_input_size
     if backend == "auto":
         backend = default_backend(device)
+        if backend == "openvino" and model.config.input_size < openvino_min_input_size(model):
+            backend = "onnxruntime" if "onnxruntime" in available_backends() else "torch"
+    if backend == "openvino":
+        min_size = max(min_size, openvino_min_input_size(model))
     if backend in ("onnxruntime", "openvino") and device.type != "cpu":
         raise ConfigError(
             f"backend {backend} runs on the CPU here; use torch or compile on {device}"
@@ -547,7 +571,7 @@ def optimize_for_inference(
 
     net = fuse(model).to(device=device, dtype=torch.float32)
     wrap = functools.partial(
-        InferenceModel, net.config, backend, min_input_size=net.min_input_size, module=net
+        InferenceModel, net.config, backend, min_input_size=min_size, module=net
     )
     if backend in ("onnxruntime", "openvino"):
         graph = onnx_bytes(net.cpu(), model.config.input_size, native_lrn=backend == "openvino")

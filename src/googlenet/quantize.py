@@ -39,7 +39,15 @@ from torch import Tensor
 
 from .errors import ConfigError, WeightsError
 from .fileio import atomic_save
-from .inference import InferenceModel, _require, default_backend, fuse, onnx_bytes, session_runner
+from .inference import (
+    InferenceModel,
+    _require,
+    default_backend,
+    fuse,
+    onnx_bytes,
+    openvino_min_input_size,
+    session_runner,
+)
 from .model import GoogLeNet, GoogLeNetConfig
 
 CONFIG_KEY = "googlenet.config"
@@ -202,14 +210,15 @@ def load_int8(
     :func:`~googlenet.inference.default_backend`).
     """
     config = read_config(path)
+    # Sizes only (no weights are read): the smallest input, and OpenVINO's (see inference).
+    skeleton = GoogLeNet(GoogLeNetConfig.from_dict(config.to_dict() | {"aux_logits": False}))
+    min_size = skeleton.min_input_size
     if backend == "auto":
         backend = default_backend("cpu")
-        backend = backend if backend in ("onnxruntime", "openvino") else "onnxruntime"
+        small = config.input_size < openvino_min_input_size(skeleton)
+        if backend != "openvino" or small:
+            backend = "onnxruntime"
+    if backend == "openvino":
+        min_size = max(min_size, openvino_min_input_size(skeleton))
     run = session_runner(str(path), backend, num_threads)
-    return InferenceModel(config, f"{backend}-int8", run, min_input_size=_min_size(config))
-
-
-def _min_size(config: GoogLeNetConfig) -> int:
-    return GoogLeNet(
-        GoogLeNetConfig.from_dict(config.to_dict() | {"aux_logits": False})
-    ).min_input_size
+    return InferenceModel(config, f"{backend}-int8", run, min_input_size=min_size)
