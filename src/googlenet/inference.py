@@ -10,25 +10,37 @@ callable that gives the plain model's logits (max abs difference at most 1e-4, i
 2. **The three 1x1 convolutions that read the same input merged** (``conv1x1``, ``reduce3x3``,
    ``reduce5x5`` in every Inception module): one convolution with their output channels stacked,
    then split. A 1x1 convolution is a matrix product, and one wide product uses the cores better
-   than three thin ones (3a's reductions are only 96 and 16 wide).
+   than three thin ones (3a's reductions are only 96 and 16 wide). Exact; the gain is small in
+   the runtimes, whose blocked layouts pay a reorder at the split.
 3. **transform_input folded into conv1** (``torchvision``): the per-channel scale goes into conv1's
    weights, which is exact; the shift cannot be, since conv1 zero-pads its input and a shifted
    zero is not zero, so it stays as one add on the 3-channel input (cheap: 3 of conv1's 64 maps).
-4. **LRN** (``paper``) is kept as the paper's operation; exported to ONNX it becomes the ``LRN``
-   operator, which the runtimes implement natively.
+4. **LRN** (``paper``) computed as PyTorch does but with two square roots instead of ``pow``
+   (:class:`FastLRN`); exported as the ``LRN`` operator for OpenVINO and as elementwise ops for
+   ONNX Runtime, whichever each runs faster.
 5. **channels_last** (NHWC) memory format for the PyTorch backends: oneDNN's and cuDNN's fast
    convolution kernels are NHWC, NCHW costs a reorder around every convolution.
-6. **A backend**, measured on this project's CPU (2-core AMD EPYC Zen4, see BENCHMARKS.md):
+6. **A batch split across cores** for the session backends (:class:`SessionRunner`): one
+   single-threaded session per core, each on a slice of the batch (about 1.1x at batch 32).
+7. **A backend**, measured on this project's CPU (2-core AMD EPYC Zen4; BENCHMARKS.md):
 
-   * ``onnxruntime``: ONNX Runtime on our fused graph (exported with 2-5 above). The fastest fp32
-     backend measured here, so it is what ``auto`` picks on a CPU when installed.
-   * ``openvino``: OpenVINO's CPU plugin on the same graph, forced to fp32 (on a CPU with
-     AVX512-BF16 it would otherwise silently run in bf16, which breaks the 1e-4 contract).
-     Close to ONNX Runtime here but not ahead of it.
-   * ``compile``: ``torch.compile`` with inductor and weight freezing. Slower than ONNX Runtime on
-     this CPU and minutes to compile on 2 cores; on CUDA it is the fast path (with CUDA graphs).
+   * ``openvino``: OpenVINO's CPU plugin on our fused graph, forced to fp32 (on a CPU with
+     AVX512-BF16 it would otherwise silently compute in bf16, which breaks the 1e-4 contract).
+     The same throughput as ONNX Runtime at batch 32, lower batch-1 latency and faster LRN, so
+     ``auto`` picks it when installed (``pip install 'googlenet[openvino]'``), except for
+     inputs under its minimum size (:func:`openvino_min_input_size`).
+   * ``onnxruntime``: ONNX Runtime on the same graph; ``auto``'s choice without OpenVINO.
+   * ``compile``: ``torch.compile`` with inductor and weight freezing. About 1.7x slower than
+     the runtimes on this CPU and minutes of compilation on 2 cores; on CUDA it is the fast
+     path (CUDA graphs).
    * ``torch``: the fused network in eager PyTorch, channels_last. Always works, any device; the
      fallback when neither runtime is installed, and ``auto``'s choice on CUDA.
+
+   Why not more: in fp32 this CPU's convolutions already run at its large-matmul rate inside
+   both runtimes (ONNX Runtime spends 84% of GoogLeNet's time in Conv, the rest in reorders,
+   pools and concatenation), so an fp32 path can only trim that remainder. bf16 (``amp``,
+   about 2x) and int8 (:mod:`googlenet.quantize`, about 3x) go further, outside the 1e-4
+   contract.
 
 The fused network :class:`FusedGoogLeNet` is an ordinary ``nn.Module`` built from the model's own
 blocks (:class:`~googlenet.model.ConvBlock`, the pools, the LRN, the classifier), so ``export``
