@@ -408,10 +408,12 @@ class SessionRunner:
       single-threaded sessions (ONNX Runtime; OpenVINO: one stream each), one slice per core.
       Measured here at batch 32: about 1.1x one session with all threads, since each core
       works through whole convolutions without waiting for the other at every layer (and
-      reorder and concat work is not split into slivers). The sessions share nothing but the
-      file, so the weights are held ``num_threads + 1`` times (about 30 MB each in fp32).
+      reorder and concat work is not split into slivers).
 
-    Sessions are thread-safe; calls from several threads at once are serialized on the slices.
+    Each kind of session is created on first use, so a workload of large batches holds only
+    the sliced sessions and one of single images only the other (each holds its own copy of the
+    weights, about 30 MB in fp32). Sessions are thread-safe; calls from several threads at once
+    are serialized on the slices.
     """
 
     def __init__(
@@ -427,44 +429,56 @@ class SessionRunner:
             raise ConfigError("bf16 (amp) runs on OpenVINO among the session backends")
         self.backend = backend
         self.threads = max(1, num_threads or torch.get_num_threads())
+        self._graph, self._bf16 = graph, bf16
         self._lock = threading.Lock()
-        if backend == "onnxruntime":
-            self._latency = _ort_run(ort_session(graph, self.threads))
-            singles = [
-                ort_session(graph, 1) for _ in range(self.threads if self.threads > 1 else 0)
-            ]
-            self._slices = [_ort_run(session) for session in singles]
-            self._pool = ThreadPoolExecutor(len(singles)) if singles else None
-        else:
-            self._latency = _openvino_run(openvino_model(graph, self.threads, bf16=bf16))
-            self._requests = []
-            if self.threads > 1:
-                streams = openvino_model(graph, self.threads, self.threads, bf16)
-                self._requests = [streams.create_infer_request() for _ in range(self.threads)]
+        self._latency: Callable[[np.ndarray], np.ndarray] | None = None
+        self._sliced: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None
+        # Fail now, not at the first call, if the runtime is missing.
+        _require(backend, "onnx" if backend == "onnxruntime" else "openvino")
 
     def __call__(self, x: Tensor) -> Tensor:
         array = _numpy_in(x)
         if len(array) < self.threads or self.threads == 1:
-            logits = self._latency(array)
+            logits = self._latency_run()(array)
         else:
-            parts = np.array_split(array, self.threads)
             with self._lock:
-                logits = np.concatenate(self._run_slices(parts))
+                logits = np.concatenate(self._sliced_run()(np.array_split(array, self.threads)))
         return torch.from_numpy(logits).to(x.device)
 
-    def _run_slices(self, parts: list[np.ndarray]) -> list[np.ndarray]:
-        if self.backend == "onnxruntime":
-            assert self._pool is not None
-            futures = [
-                self._pool.submit(run, p) for run, p in zip(self._slices, parts, strict=True)
-            ]
-            return [f.result() for f in futures]
-        requests = self._requests[: len(parts)]
-        for request, part in zip(requests, parts, strict=True):
-            request.start_async({0: part})
-        for request in requests:
-            request.wait()
-        return [np.array(r.get_output_tensor(0).data, copy=True) for r in requests]
+    def _latency_run(self) -> Callable[[np.ndarray], np.ndarray]:
+        with self._lock:
+            if self._latency is None:
+                if self.backend == "onnxruntime":
+                    self._latency = _ort_run(ort_session(self._graph, self.threads))
+                else:
+                    compiled = openvino_model(self._graph, self.threads, bf16=self._bf16)
+                    self._latency = _openvino_run(compiled)
+            return self._latency
+
+    def _sliced_run(self) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+        # Called with self._lock held.
+        if self._sliced is None:
+            if self.backend == "onnxruntime":
+                runs = [_ort_run(ort_session(self._graph, 1)) for _ in range(self.threads)]
+                pool = ThreadPoolExecutor(self.threads, thread_name_prefix="googlenet-ort")
+
+                def sliced(parts: list[np.ndarray]) -> list[np.ndarray]:
+                    futures = [pool.submit(r, p) for r, p in zip(runs, parts, strict=True)]
+                    return [f.result() for f in futures]
+
+            else:
+                compiled = openvino_model(self._graph, self.threads, self.threads, self._bf16)
+                requests = [compiled.create_infer_request() for _ in range(self.threads)]
+
+                def sliced(parts: list[np.ndarray]) -> list[np.ndarray]:
+                    for request, part in zip(requests, parts, strict=True):
+                        request.start_async({0: part})
+                    for request in requests:
+                        request.wait()
+                    return [np.array(r.get_output_tensor(0).data, copy=True) for r in requests]
+
+            self._sliced = sliced
+        return self._sliced
 
 
 def _ort_run(session) -> Callable[[np.ndarray], np.ndarray]:
