@@ -42,7 +42,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,6 @@ class Result:
     latency_ms_b1: float | None = None
     peak_memory_mb: float | None = None
     max_abs_diff: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
