@@ -84,6 +84,16 @@ def test_quantize_from_an_onnx_file(tiny, tmp_path):
         load_int8(out)
 
 
+def test_loaded_int8_model_outlives_its_file(tiny, tmp_path):
+    model, path = tiny
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(path.read_bytes())
+    int8 = load_int8(copy, "onnxruntime", num_threads=2)
+    copy.unlink()
+    x = _images(4, seed=7)
+    assert int8(x).shape == (4, 10) and int8(x[:1]).shape == (1, 10)
+
+
 def test_bad_inputs(tiny, tmp_path):
     model, path = tiny
     with pytest.raises(ConfigError, match="at least one calibration image"):

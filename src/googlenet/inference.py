@@ -24,12 +24,15 @@ callable that gives the plain model's logits (max abs difference at most 1e-4, i
    single-threaded session per core, each on a slice of the batch (about 1.1x at batch 32).
 7. **A backend**, measured on this project's CPU (2-core AMD EPYC Zen4; BENCHMARKS.md):
 
-   * ``openvino``: OpenVINO's CPU plugin on our fused graph, forced to fp32 (on a CPU with
-     AVX512-BF16 it would otherwise silently compute in bf16, which breaks the 1e-4 contract).
-     The same throughput as ONNX Runtime at batch 32, lower batch-1 latency and faster LRN, so
-     ``auto`` picks it when installed (``pip install 'googlenet[openvino]'``), except for
-     inputs under its minimum size (:func:`openvino_min_input_size`).
-   * ``onnxruntime``: ONNX Runtime on the same graph; ``auto``'s choice without OpenVINO.
+   * ``onnxruntime``: ONNX Runtime on our fused graph: ``auto``'s choice on a CPU. OpenVINO
+     measured the same within this machine's noise (batch 32 and batch 1, torchvision and paper
+     presets, several runs each way), and ONNX Runtime is the dependency the project already
+     has for ONNX export and runs every input size.
+   * ``openvino``: OpenVINO's CPU plugin on the same graph (``pip install
+     'googlenet[openvino]'``), forced to fp32 (on a CPU with AVX512-BF16 it would otherwise
+     silently compute in bf16, which breaks the 1e-4 contract). Its bf16 mode (``amp=True``)
+     is the fastest way to run the network here, outside the contract. It refuses inputs under
+     :func:`openvino_min_input_size` (a max pool larger than its input).
    * ``compile``: ``torch.compile`` with inductor and weight freezing. About 1.7x slower than
      the runtimes on this CPU and minutes of compilation on 2 cores; on CUDA it is the fast
      path (CUDA graphs).
@@ -56,6 +59,7 @@ import io
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -429,7 +433,9 @@ class SessionRunner:
             raise ConfigError("bf16 (amp) runs on OpenVINO among the session backends")
         self.backend = backend
         self.threads = max(1, num_threads or torch.get_num_threads())
-        self._graph, self._bf16 = graph, bf16
+        # Read a file now: sessions are created later (on first use) and the file may be gone.
+        self._graph = graph if isinstance(graph, bytes) else Path(graph).read_bytes()
+        self._bf16 = bf16
         self._lock = threading.Lock()
         self._latency: Callable[[np.ndarray], np.ndarray] | None = None
         self._sliced: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None
@@ -540,10 +546,10 @@ def _first(v: int | tuple[int, ...]) -> int:
 
 
 def default_backend(device: str | torch.device = "cpu") -> str:
-    """``auto``'s choice: on a CPU OpenVINO if installed, else ONNX Runtime, else PyTorch; on
+    """``auto``'s choice: on a CPU ONNX Runtime if installed, else OpenVINO, else PyTorch; on
     other devices PyTorch. Why, in the module docstring."""
     available = available_backends(device)
-    for backend in ("openvino", "onnxruntime"):
+    for backend in ("onnxruntime", "openvino"):
         if backend in available:
             return backend
     return "torch"
@@ -585,7 +591,7 @@ def optimize_for_inference(
     if backend == "auto":
         backend = default_backend(device)
         if backend == "openvino" and model.config.input_size < openvino_min_input_size(model):
-            backend = "onnxruntime" if "onnxruntime" in available_backends() else "torch"
+            backend = "torch"  # OpenVINO would refuse the model's own input size
     if backend == "openvino":
         min_size = max(min_size, openvino_min_input_size(model))
     if backend in ("onnxruntime", "openvino") and device.type != "cpu":
