@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/googlenet summary --naive --compare vgg16,alexnet
+	$(VENV)/bin/googlenet demo
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

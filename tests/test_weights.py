@@ -234,3 +234,13 @@ def test_cli_output_in_missing_directory(tv_file, tmp_path, run_cli):
 
 def test_public_api_is_exported():
     assert googlenet.load is load and callable(googlenet.convert_torchvision_state_dict)
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    path = tmp_path / "model.safetensors"
+    save_weights(create_model("paper", num_classes=2, aux_logits=False), path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

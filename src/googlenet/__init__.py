@@ -23,9 +23,29 @@ from .weights import convert_torchvision_state_dict, load, save_weights
 
 __version__ = "0.1.0"
 
+# Inference imports torchvision's transforms (a second or more): loaded on first use, so that
+# `import googlenet` and `googlenet --help` stay fast.
+_LAZY = {
+    "Predictor": "predict",
+    "Prediction": "predict",
+    "ClassScore": "predict",
+    "ClassActivationMap": "predict",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "PRESETS",
     "TABLE1",
+    "ClassActivationMap",
+    "ClassScore",
     "ConfigError",
     "DataError",
     "GoogLeNet",
@@ -36,6 +56,8 @@ __all__ = [
     "InceptionModule",
     "InputSizeError",
     "NaiveInceptionModule",
+    "Prediction",
+    "Predictor",
     "WeightsError",
     "convert_torchvision_state_dict",
     "create_model",

@@ -229,11 +229,442 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- predict -------------------------------------------------------------------------------------
+
+
+def _weights_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--weights", type=existing_file, required=True, metavar="W", help=f"weights: {what}"
+    )
+
+
+def _device_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N, mps, or auto (default: best there)"
+    )
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="top-k classes of images, folders or globs",
+        description="Classify images with the preprocessing the weights expect (their input "
+        "size, mean and std). Folders are searched recursively; batches are decoded in worker "
+        "processes and results are written as they come. Unreadable files are reported on "
+        "stderr and skipped; the exit code is 2 if any input failed.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders, glob patterns")
+    _weights_arg(p, "our .safetensors, a torchvision googlenet .pth, or an exported .onnx")
+    p.add_argument("--topk", type=positive_int, default=5, help="classes per image (5)")
+    p.add_argument(
+        "--crops",
+        type=int,
+        choices=[1, 10, 144],
+        default=1,
+        help="1 center crop, 10 (corners, center, mirrored) or the paper's 144; "
+        "probabilities are averaged (default 1)",
+    )
+    p.add_argument("--format", choices=["table", "csv", "json", "jsonl"], default="table")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write results here, not stdout")
+    p.add_argument("-b", "--batch-size", type=positive_int, default=32, help="images per batch")
+    p.add_argument(
+        "-j", "--workers", type=nonnegative_int, help="decoding processes (default: up to 4)"
+    )
+    _device_arg(p)
+    p.add_argument("--backend", default="eager", help="inference backend for PyTorch weights")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .predict import Predictor, predict_files
+
+    predictor = Predictor.from_file(
+        args.weights,
+        device=args.device,
+        crops=args.crops,
+        backend=args.backend,
+        batch_size=args.batch_size,
+    )
+    report = _reporter(args.command)
+    ok, failed = predict_files(
+        predictor,
+        args.paths,
+        out=args.out,
+        format=args.format,
+        topk=args.topk,
+        workers=args.workers,
+        report=report,
+    )
+    return _failures(args.command, ok, failed)
+
+
+def _reporter(command: str) -> Callable[[str], None]:
+    return lambda line: print(f"{PROG} {command}: {line}", file=sys.stderr, flush=True)
+
+
+def _failures(command: str, ok: int, failed: int) -> int:
+    """Exit code 2, with a count on stderr, if any input failed."""
+    if not failed:
+        return 0
+    print(
+        f"{PROG} {command}: error: {failed} of {ok + failed} input(s) failed (reported above)",
+        file=sys.stderr,
+    )
+    return 2
+
+
+# -- cam ------------------------------------------------------------------------------------------
+
+
+def _add_cam(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cam",
+        help="class activation maps: where in the image the evidence for a class lies",
+        description="Class activation maps (Zhou et al. 2016): the classifier's weights for a "
+        "class applied to every position of inception 5b's output, drawn over the whole image "
+        "as a heatmap. One PNG per image; several classes become panels side by side.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders, globs")
+    _weights_arg(p, "our .safetensors or a torchvision googlenet .pth")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        metavar="NAME",
+        help="class name or index (repeat for several)",
+    )
+    which.add_argument(
+        "--topk", type=positive_int, default=1, help="maps of the K most probable classes (1)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="a .png for one image, else a folder (created) for one <name>_cam.png per image",
+    )
+    p.add_argument("--cmap", default="jet", help="matplotlib colormap (jet)")
+    p.add_argument(
+        "--alpha", type=positive_float, default=0.5, help="heatmap opacity over the image (0.5)"
+    )
+    _device_arg(p)
+
+
+def _run_cam(args: argparse.Namespace) -> int:
+    from .predict import Predictor, cam_files
+
+    predictor = Predictor.from_file(args.weights, device=args.device)
+    written, failed = cam_files(
+        predictor,
+        args.images,
+        args.out,
+        classes=args.classes,
+        topk=args.topk,
+        cmap=args.cmap,
+        alpha=args.alpha,
+        report=_reporter(args.command),
+    )
+    return _failures(args.command, len(written), failed)
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from .export import DEFAULT_OPSET, FORMATS
+
+    p = sub.add_parser(
+        "export",
+        help="ONNX, TorchScript or ExportedProgram for deployment, checked against PyTorch",
+        description="Export the model for inference (auxiliary heads removed, eval mode, the "
+        "configuration stored in the file) and check the written file against PyTorch on "
+        "sample images: max |difference| of the logits at most 1e-4, and onnx.checker for ONNX.",
+    )
+    _weights_arg(p, "our .safetensors or a torchvision googlenet .pth")
+    p.add_argument("--format", choices=list(FORMATS), default="onnx", help="(default onnx)")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write")
+    p.add_argument(
+        "--dynamic-batch",
+        action="store_true",
+        help="any batch size (default: batches of 1; TorchScript is always dynamic)",
+    )
+    p.add_argument(
+        "--opset",
+        type=positive_int,
+        help=f"ONNX opset (default {DEFAULT_OPSET}; below 18 uses PyTorch's legacy exporter)",
+    )
+    p.add_argument(
+        "--check-images",
+        nargs="+",
+        metavar="IMAGE",
+        help="images to compare the export with PyTorch on (default: synthetic pictures)",
+    )
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export
+    from .weights import load
+
+    result = export(
+        load(args.weights, aux_logits=False),
+        args.out,
+        args.format,
+        dynamic_batch=args.dynamic_batch,
+        opset=args.opset,
+        check_images=args.check_images,
+    )
+    opset = f", opset {result.opset}" if result.opset else ""
+    batch = "any batch size" if result.dynamic_batch else "batch size 1"
+    print(
+        f"wrote {result.path} ({result.format}{opset}, {batch}, {result.size_mb:.1f} MB); "
+        f"max |exported - PyTorch| = {result.max_abs_diff:.2g} on {result.checked_images} images"
+    )
+    return 0
+
+
+# -- train ----------------------------------------------------------------------------------------
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from .train import TrainConfig as D
+
+    p = sub.add_parser(
+        "train",
+        help="train (or fine-tune) on an image folder with the paper's recipe",
+        description="Train GoogLeNet on DIR/train/<class>/<image> (validating on DIR/val) with the "
+        "paper's recipe: SGD momentum 0.9, loss = main + 0.3 x (aux1 + aux2), lr x0.96 every 8 "
+        "epochs (scaled to the run), the paper's augmentation. Many GPUs: torchrun "
+        "--nproc-per-node N -m googlenet train ... (-b is per process).",
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="DIR/train/<class>/... and DIR/val")
+    p.add_argument("--val", metavar="DIR", help="validation folder (default DIR/val)")
+    p.add_argument("--output-dir", metavar="DIR", help="default runs/<data name>-<preset>")
+    _preset_arg(p)
+    p.add_argument("--weights", type=existing_file, help="fine-tune from these weights")
+    p.add_argument("--input-size", type=positive_int, help="square input side (224)")
+    p.add_argument("--epochs", type=positive_int, default=D.epochs)
+    p.add_argument(
+        "-b",
+        "--batch-size",
+        type=positive_int,
+        default=D.batch_size,
+        help=f"images per process and step ({D.batch_size})",
+    )
+    p.add_argument(
+        "-j",
+        "--workers",
+        type=nonnegative_int,
+        default=D.workers,
+        help=f"data loading processes ({D.workers})",
+    )
+    p.add_argument("--lr", type=positive_float, default=D.lr, help=f"learning rate ({D.lr})")
+    p.add_argument("--momentum", type=nonnegative_float, default=D.momentum)
+    p.add_argument(
+        "--wd",
+        "--weight-decay",
+        dest="weight_decay",
+        type=nonnegative_float,
+        default=D.weight_decay,
+        help=f"weight decay ({D.weight_decay})",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=["paper", "cosine", "step"],
+        default=D.schedule,
+        help="paper: lr x0.96 every 8 x epochs/250 epochs (default)",
+    )
+    p.add_argument(
+        "--lr-step-size",
+        type=positive_float,
+        metavar="EPOCHS",
+        help="epochs between decays (paper: 8 x epochs / 250; step: 30)",
+    )
+    p.add_argument("--lr-gamma", type=positive_float, help="decay factor (paper 0.96, step 0.1)")
+    p.add_argument("--warmup-epochs", type=nonnegative_float, default=D.warmup_epochs)
+    p.add_argument("--polyak", action="store_true", help="keep a Polyak (EMA) average of weights")
+    p.add_argument("--polyak-decay", type=positive_float, default=D.polyak_decay)
+    p.add_argument("--label-smoothing", type=nonnegative_float, default=D.label_smoothing)
+    p.add_argument(
+        "--aux-weight",
+        type=nonnegative_float,
+        default=D.aux_weight,
+        help="weight of each auxiliary loss (0.3); 0 drops the auxiliary heads",
+    )
+    p.add_argument("--dropout", type=nonnegative_float, help="main head dropout (paper 0.4)")
+    p.add_argument("--aux-dropout", type=nonnegative_float, help="aux head dropout (paper 0.7)")
+    p.add_argument(
+        "--freeze-trunk", action="store_true", help="with --weights: train the classifier only"
+    )
+    p.add_argument(
+        "--scale",
+        type=positive_float,
+        nargs=2,
+        default=D.scale,
+        metavar=("MIN", "MAX"),
+        help="random crop area fraction (0.08 1.0)",
+    )
+    p.add_argument(
+        "--ratio",
+        type=positive_float,
+        nargs=2,
+        default=D.ratio,
+        metavar=("MIN", "MAX"),
+        help="random crop aspect ratio (0.75 1.33)",
+    )
+    p.add_argument("--hflip", type=nonnegative_float, default=D.hflip, help="flip probability")
+    p.add_argument(
+        "--jitter",
+        type=nonnegative_float,
+        default=D.jitter,
+        help="brightness/contrast/saturation jitter (0.4)",
+    )
+    p.add_argument(
+        "--lighting",
+        type=nonnegative_float,
+        default=D.lighting,
+        help="std of the PCA lighting noise (0.1)",
+    )
+    p.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="(ImageNet's)")
+    p.add_argument("--std", type=positive_float, nargs=3, metavar=("R", "G", "B"))
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="inductor",
+        metavar="BACKEND",
+        help="torch.compile the model (backend: inductor)",
+    )
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=D.seed)
+    p.add_argument(
+        "--resume",
+        metavar="PATH|auto",
+        help="continue from a checkpoint; auto: OUTPUT_DIR/last.pt if there",
+    )
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    p.add_argument("--print-freq", type=positive_int, default=D.print_freq, metavar="STEPS")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    fields = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
+    for key in ("scale", "ratio", "mean", "std"):
+        if fields[key] is not None:
+            fields[key] = tuple(fields[key])
+    for key in ("data", "val", "output_dir", "weights"):
+        if fields[key] is not None:
+            fields[key] = str(fields[key])
+    result = train(TrainConfig(**fields))
+    if result:
+        best = f", best val top-1 {result['best_top1']:.2f}%" if result["best_top1"] >= 0 else ""
+        out = result["output_dir"]
+        print(f"done: {result['epochs']} epoch(s){best}; weights and metrics in {out}")
+    return 0
+
+
+# -- eval -----------------------------------------------------------------------------------------
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="top-1/top-5 of weights (or an ensemble) on an image folder, 1/10/144 crops",
+        description="Evaluate weights on DIR/<class>/<image> (or DIR/val/...). Softmax "
+        "probabilities are averaged over the crops and over the models, as in the paper. "
+        "Writes a JSON report and a confusion-matrix PNG beside the first weights.",
+    )
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        required=True,
+        type=existing_file,
+        metavar="W",
+        help="our .safetensors/.pt or torchvision's .pth; several = an ensemble",
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DIR", help="class folders, or a root with val/"
+    )
+    p.add_argument(
+        "--crops",
+        type=int,
+        choices=[1, 10, 144],
+        default=1,
+        help="1: center; 10: corners+center and mirrors; 144: the paper's",
+    )
+    p.add_argument(
+        "-b", "--batch-size", type=positive_int, default=64, help="crops per forward pass (64)"
+    )
+    p.add_argument("-j", "--workers", type=nonnegative_int, default=2)
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision")
+    p.add_argument("--per-class", action="store_true", help="show per-class accuracy")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--output", type=Path, metavar="JSON", help="report path (default: beside W)")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_weights, render
+
+    report = evaluate_weights(
+        args.weights,
+        args.data,
+        crops=args.crops,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        amp=args.amp,
+        output=args.output,
+    )
+    print(render(report, args.format, per_class=args.per_class))
+    return 0
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    from .demo import DEMO_EPOCHS, DEMO_SIZE
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job on real data: train the paper's network on handwritten digits",
+        description="Write scikit-learn's 1,797 handwritten digits as an image folder, train the "
+        "paper preset on it, evaluate with 1 and 10 crops, print a few predictions and list the "
+        "output. Runs again in the same --output-dir continue (or just re-evaluate) the run.",
+    )
+    p.add_argument("--output-dir", type=Path, default=Path("runs/demo"), metavar="DIR")
+    p.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS)
+    p.add_argument("--input-size", type=positive_int, default=DEMO_SIZE)
+    p.add_argument("-j", "--workers", type=nonnegative_int, default=1)
+    p.add_argument("--limit", type=positive_int, help="use only the first N images (a quick look)")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(
+        args.output_dir,
+        epochs=args.epochs,
+        input_size=args.input_size,
+        workers=args.workers,
+        limit=args.limit,
+    )
+    return 0
+
+
 # -- wiring ---------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "summary": (_add_summary, _run_summary),
     "convert-weights": (_add_convert_weights, _run_convert_weights),
+    "predict": (_add_predict, _run_predict),
+    "cam": (_add_cam, _run_cam),
+    "export": (_add_export, _run_export),
+    "train": (_add_train, _run_train),
+    "eval": (_add_eval, _run_eval),
+    "demo": (_add_demo, _run_demo),
     "bench": (_add_bench, _run_bench),
 }
 

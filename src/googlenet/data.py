@@ -1,4 +1,5 @@
-"""Images in, normalized tensors out: decoding, evaluation crops (1, 10 and the paper's 144).
+"""Images in, normalized tensors out: decoding, image folders, the paper's training augmentation,
+and the evaluation crops (1, 10 and the paper's 144).
 
 Decoding (:func:`open_image`) turns every common image mode into 8-bit RGB (grayscale, palette,
 RGBA, CMYK, 16-bit), applies the EXIF orientation, and refuses decompression bombs; a file that
@@ -17,10 +18,21 @@ Evaluation crops follow the paper (SPEC section 2), scaled to the model's input 
 
 Crops are cut from a ``uint8`` tensor and normalized at the end, in :func:`normalize`, so a
 batch of crops costs one resize per scale.
+
+Training (:class:`TrainTransform`) follows the paper's section 6: random crops of 8%-100% of the
+area with aspect ratio 3/4-4/3, resized with a random filter among bilinear, area, nearest and
+bicubic, horizontal flips, and photometric distortions. Its randomness comes from a generator
+seeded per (seed, epoch, image) by :class:`TrainSampler`, which is what makes runs reproducible
+across loader workers, processes and resumes.
+
+Folders (:class:`ImageFolder`) are torchvision's layout; bad data never crashes an epoch: an
+unreadable file becomes a :class:`Skipped` that :func:`collate` sets aside for the loop to count.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -35,6 +47,8 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from .errors import DataError
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
@@ -241,3 +255,331 @@ class EvalTransform:
     def for_model(cls, config, crops: int = 1) -> EvalTransform:
         """The transform for a model's ``GoogLeNetConfig`` (its input size, mean and std)."""
         return cls(config.input_size, config.mean, config.std, crops)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training augmentation (the paper's, section 6)
+# ---------------------------------------------------------------------------------------------
+
+# "random interpolation methods (bilinear, area, nearest neighbor and cubic, with equal
+# probability)": PIL's BOX filter is the area interpolation.
+PAPER_INTERPOLATIONS = (
+    Image.Resampling.BILINEAR,
+    Image.Resampling.BOX,
+    Image.Resampling.NEAREST,
+    Image.Resampling.BICUBIC,
+)
+# AlexNet's PCA lighting noise: the eigenvalues and eigenvectors of the ImageNet RGB covariance
+# (pixel values in [0, 1]), as fb.resnet.torch and timm ship them.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+
+
+def _uniform(g: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * torch.rand((), generator=g).item()
+
+
+def random_resized_box(
+    width: int,
+    height: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    g: torch.Generator,
+) -> tuple[float, float, float, float]:
+    """A random box of ``scale`` of the area with aspect ratio in ``ratio`` (log-uniform).
+
+    torchvision's ``RandomResizedCrop`` rule (10 tries, then the largest centered box with the
+    ratio clamped), but in float coordinates: PIL resamples sub-pixel boxes, so a crop of 8% of a
+    tiny image is still a proper crop rather than a few whole pixels.
+    """
+    area = width * height
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(10):
+        target = area * _uniform(g, *scale)
+        aspect = math.exp(_uniform(g, log_lo, log_hi))
+        w, h = math.sqrt(target * aspect), math.sqrt(target / aspect)
+        if w <= width and h <= height:
+            left, top = _uniform(g, 0, width - w), _uniform(g, 0, height - h)
+            return left, top, left + w, top + h
+    aspect = width / height
+    w, h = (width, width / ratio[0]) if aspect < ratio[0] else (width, height)
+    if aspect > ratio[1]:
+        w, h = height * ratio[1], height
+    w, h = min(w, width), min(h, height)
+    left, top = (width - w) / 2, (height - h) / 2
+    return left, top, left + w, top + h
+
+
+def photometric_distortion(x: Tensor, jitter: float, lighting: float, g: torch.Generator) -> Tensor:
+    """Brightness, contrast and saturation jitter in random order (Howard 2013, torchvision's
+    ``ColorJitter``), then AlexNet's PCA lighting noise; ``x`` is 3 x H x W float in [0, 1]."""
+    if jitter > 0:
+        gray = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+        for op in torch.randperm(3, generator=g).tolist():
+            factor = _uniform(g, max(0.0, 1 - jitter), 1 + jitter)
+            if op == 0:  # brightness
+                x = x * factor
+            elif op == 1:  # contrast: towards the mean gray level
+                x = (x - gray.mean()) * factor + gray.mean()
+            else:  # saturation: towards the pixel's gray level
+                x = (x - gray) * factor + gray
+            gray = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+    if lighting > 0:
+        alpha = torch.randn(3, generator=g) * lighting
+        rgb = torch.tensor(IMAGENET_EIGVEC) @ (alpha * torch.tensor(IMAGENET_EIGVAL))
+        x = x + rgb.view(3, 1, 1)
+    return x.clamp_(0.0, 1.0)
+
+
+@dataclass
+class TrainTransform:
+    """The paper's training augmentation: PIL image + a seeded generator -> 3 x S x S tensor.
+
+    Random-resized crop of ``scale`` (8%-100%) of the area with aspect ratio in ``ratio``
+    (3/4-4/3), resized to ``input_size`` with an interpolation drawn from bilinear, area, nearest
+    and bicubic; horizontal flip with probability ``hflip``; photometric distortion (``jitter``
+    for brightness, contrast and saturation, ``lighting`` the std of the PCA noise); normalized
+    with ``mean``/``std``. All randomness comes from the generator the caller passes, so the same
+    (seed, epoch, image) gives the same crop whatever the number of workers or processes.
+    """
+
+    input_size: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: float = 0.5
+    jitter: float = 0.4
+    lighting: float = 0.1
+    interpolations: tuple[Image.Resampling, ...] = PAPER_INTERPOLATIONS
+
+    def __call__(self, img: Image.Image, g: torch.Generator) -> Tensor:
+        box = random_resized_box(img.width, img.height, self.scale, self.ratio, g)
+        pick = torch.randint(len(self.interpolations), (), generator=g).item()
+        size = (self.input_size, self.input_size)
+        img = img.resize(size, resample=self.interpolations[pick], box=box)
+        x = pil_to_uint8(img).float().div_(255.0)
+        if torch.rand((), generator=g).item() < self.hflip:
+            x = x.flip(-1)
+        x = photometric_distortion(x, self.jitter, self.lighting, g)
+        m = torch.tensor(self.mean).view(3, 1, 1)
+        s = torch.tensor(self.std).view(3, 1, 1)
+        return (x - m) / s
+
+
+# ---------------------------------------------------------------------------------------------
+# Image folders
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Skipped:
+    """A file that could not be decoded; stands in for its sample so the epoch goes on."""
+
+    path: str
+    reason: str
+
+
+def resolve_splits(
+    data: str | os.PathLike[str], val: str | os.PathLike[str] | None = None
+) -> tuple[Path, Path | None]:
+    """The train and val folders of ``--data DIR [--val DIR]``.
+
+    ``DIR/train`` and ``DIR/val`` (``--val`` overrides the latter); with ``--val``, ``DIR`` may
+    itself be the train folder. No val folder at all gives ``None`` (training without validation).
+    """
+    root = Path(data)
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise DataError(f"data directory {root} {what}")
+    if (root / "train").is_dir():
+        train = root / "train"
+        val_dir = Path(val) if val is not None else root / "val"
+        if val is None and not val_dir.is_dir():
+            return train, None
+    elif val is not None:
+        train, val_dir = root, Path(val)
+    else:
+        raise DataError(
+            f"data directory {root} has no train/ folder: expected {root}/train/<class>/<image> "
+            f"and {root}/val/<class>/<image> (or pass --val DIR)"
+        )
+    if not val_dir.is_dir():
+        raise DataError(f"validation directory {val_dir} does not exist")
+    return train, val_dir
+
+
+def find_classes(root: str | os.PathLike[str]) -> list[str]:
+    """The class folders of ``root`` (``root/<class>/<image>``), sorted like torchvision's."""
+    root = Path(root)
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise DataError(f"data directory {root} {what}")
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise DataError(
+            f"data directory {root} has no class folders: expected {root}/<class>/<image>"
+        )
+    return classes
+
+
+def _list_files(folder: Path) -> tuple[list[str], list[str]]:
+    """Image files and other files under ``folder`` (recursively, symlinks followed), sorted."""
+    images, others = [], []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            (images if is_image_file(name) and not name.startswith(".") else others).append(path)
+    return images, others
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """``root/<class>/<image>`` with the classes in sorted order (torchvision's layout).
+
+    Differences from ``torchvision.datasets.ImageFolder``, all about bad data: a class folder
+    without images is an error (its class would silently never be learned); files without an image
+    extension are counted and reported once; a file that fails to decode yields a
+    :class:`Skipped` instead of crashing the epoch, for :func:`collate` to drop and count.
+
+    ``classes`` fixes the class list (a val set gets the train set's): a folder naming a class
+    outside it is an error. ``dataset[i]`` transforms with ``transform(img)``;
+    ``dataset[(i, seed)]`` (what :class:`TrainSampler` yields) with
+    ``transform(img, generator seeded by seed)``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], transform, classes: list[str] | None = None):
+        self.root = Path(root)
+        found = find_classes(self.root)
+        if classes is not None:
+            extra = [c for c in found if c not in classes]
+            if extra:
+                raise DataError(
+                    f"{self.root} has class folder(s) {', '.join(extra[:5])} that the training "
+                    f"set lacks ({len(classes)} classes); remove them or add them to the train set"
+                )
+        self.classes = list(classes) if classes is not None else found
+        self.transform = transform
+        self.samples: list[tuple[str, int]] = []
+        self.ignored: list[str] = []
+        for name in found:
+            folder = self.root / name
+            images, others = _list_files(folder)
+            if not images:
+                raise DataError(
+                    f"class folder {folder} has no images ({', '.join(IMAGE_EXTENSIONS[:5])}, "
+                    "...); add some or remove the folder"
+                )
+            label = self.classes.index(name)
+            self.samples += [(path, label) for path in images]
+            self.ignored += others
+        if self.ignored:
+            log.warning(
+                "%s: ignored %d file(s) without an image extension (e.g. %s)",
+                self.root,
+                len(self.ignored),
+                self.ignored[0],
+            )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def targets(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, int] | Skipped:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        path, label = self.samples[index]
+        try:
+            img = open_image(path)
+        except DataError as err:
+            return Skipped(path, str(err))
+        if seed is None:
+            return self.transform(img), label
+        return self.transform(img, torch.Generator().manual_seed(seed)), label
+
+
+@dataclass
+class Batch:
+    """What the loaders yield: images, labels, and the files of the batch that were skipped."""
+
+    images: Tensor
+    labels: Tensor
+    skipped: list[Skipped]
+
+    def pin_memory(self) -> Batch:
+        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.skipped)
+
+
+def collate(items: list[tuple[Tensor, int] | Skipped]) -> Batch:
+    """Stack the good samples, keep the bad ones aside (the loop counts and reports them)."""
+    good = [item for item in items if not isinstance(item, Skipped)]
+    skipped = [item for item in items if isinstance(item, Skipped)]
+    if not good:
+        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
+    images = torch.stack([image for image, _ in good])
+    labels = torch.tensor([label for _, label in good], dtype=torch.long)
+    return Batch(images, labels, skipped)
+
+
+def augment_seed(seed: int, epoch: int, index: int) -> int:
+    """The augmentation seed of one image in one epoch: a pure function of the three."""
+    return ((seed * 1_000_003 + epoch) * 10_000_019 + index) % 2**63
+
+
+class TrainSampler(torch.utils.data.DistributedSampler):
+    """``DistributedSampler`` (shuffle by seed + epoch, one shard per rank) whose items carry their
+    augmentation seed, ``(index, augment_seed(seed, epoch, index))``.
+
+    This makes an image's crop depend only on (seed, epoch, image): not on the number of loader
+    workers, not on the number of processes, and not on whether the run was resumed. It is what
+    lets a 2-process run reproduce a 1-process run and a resumed run reproduce an unbroken one.
+    """
+
+    def __iter__(self):
+        for index in super().__iter__():
+            yield index, augment_seed(self.seed, self.epoch, index)
+
+
+class ShardSampler(torch.utils.data.Sampler[int]):
+    """Every ``world``-th index from ``rank``, in order, without the padding ``DistributedSampler``
+    adds: each evaluation image is counted exactly once when the ranks' counts are summed."""
+
+    def __init__(self, length: int, rank: int = 0, world: int = 1) -> None:
+        self.length, self.rank, self.world = length, rank, world
+
+    def __iter__(self):
+        return iter(range(self.rank, self.length, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world))
+
+
+def make_loader(
+    dataset: torch.utils.data.Dataset,
+    sampler: torch.utils.data.Sampler,
+    batch_size: int,
+    workers: int,
+    *,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+    seed: int = 0,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader with our collate; persistent workers; its own generator, so that creating it
+    never draws from the global RNG (which would shift dropout masks after a resume)."""
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -96,7 +96,7 @@ def _load_safetensors(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tens
             "convert it with `googlenet convert-weights`"
         )
     try:
-        config = GoogLeNetConfig.from_dict(_json_config(meta[CONFIG_KEY]))
+        config = GoogLeNetConfig.from_dict(config_from_json(meta[CONFIG_KEY]))
     except (ConfigError, TypeError, ValueError) as err:
         raise WeightsError(
             f"{path} has an invalid model configuration in its metadata: {err}"
@@ -104,7 +104,8 @@ def _load_safetensors(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tens
     return config, tensors
 
 
-def _json_config(text: str) -> dict[str, Any]:
+def config_from_json(text: str) -> dict[str, Any]:
+    """The ``googlenet.config`` JSON of a weights or exported file, as GoogLeNetConfig fields."""
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("the configuration is not a JSON object")
@@ -310,7 +311,7 @@ def _from_pickled(path: Path, obj: Any) -> tuple[GoogLeNetConfig, dict[str, torc
     if isinstance(obj, dict) and isinstance(obj.get("config"), dict) and "model" in obj:
         # One of our training checkpoints.
         try:
-            config = GoogLeNetConfig.from_dict(_json_config(json.dumps(obj["config"])))
+            config = GoogLeNetConfig.from_dict(config_from_json(json.dumps(obj["config"])))
         except (ConfigError, TypeError, ValueError) as err:
             raise WeightsError(f"{path}: invalid model configuration in checkpoint: {err}") from err
         return config, _tensors_only(obj["model"], path)

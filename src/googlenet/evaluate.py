@@ -1,0 +1,337 @@
+"""Evaluation: top-1/top-5 with 1, 10 or the paper's 144 crops, one model or an ensemble.
+
+As in the paper (section 7), the softmax probabilities are averaged over the crops of an image
+and over the models of an ensemble, and the averaged distribution is what is ranked. Every
+forward pass goes through :func:`forward_logits`, the single place where a model is called.
+
+The data's classes are matched to the weights' by name (a folder of 10 ImageNet classes can be
+scored by a 1,000-class model); where the names do not overlap at all but the counts agree
+(ImageNet's ``n01440764`` folders against torchvision's ``tench``), the folders in sorted order
+are taken to be the weights' classes in order, with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import data
+from .errors import ConfigError, GoogLeNetError, WeightsError
+from .fileio import atomic_write_text
+from .metrics import plot_confusion
+from .model import GoogLeNet
+
+log = logging.getLogger(__name__)
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def forward_logits(model: nn.Module, x: Tensor) -> Tensor:
+    """The one call of a model during evaluation: N x 3 x S x S in, N x classes logits out."""
+    return model(x)
+
+
+@dataclass
+class EvalCounts:
+    """Sums that add up over batches and over ranks.
+
+    ``confusion`` has a row per class of the data and a column per class of the model (which may
+    know more classes than the data holds); ``label_map[k]`` is the model's index of data class k.
+    """
+
+    confusion: Tensor
+    top5_hits: Tensor
+    nll: float
+    label_map: Tensor
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def correct(self) -> Tensor:
+        """Per data class, how many images were ranked first correctly."""
+        return self.confusion.gather(1, self.label_map.view(-1, 1)).view(-1)
+
+    @property
+    def top1(self) -> float:
+        return 100.0 * float(self.correct.sum()) / max(self.n, 1)
+
+    @property
+    def top5(self) -> float:
+        return 100.0 * float(self.top5_hits.sum()) / max(self.n, 1)
+
+    @property
+    def loss(self) -> float:
+        """Mean negative log-likelihood of the averaged probabilities (cross-entropy at 1 crop)."""
+        return self.nll / self.n if self.n else float("nan")
+
+    def all_reduce(self, device: torch.device) -> EvalCounts:
+        """The counts summed over the ranks of a torchrun job (itself in a single process)."""
+        if not torch.distributed.is_initialized():
+            return self
+        flat = torch.cat(
+            [
+                self.confusion.view(-1).double(),
+                self.top5_hits.double(),
+                torch.tensor([self.nll, len(self.skipped)], dtype=torch.float64),
+            ]
+        )
+        flat = flat.to(device)
+        torch.distributed.all_reduce(flat)
+        flat = flat.cpu()
+        k, c = self.confusion.shape
+        confusion = flat[: k * c].round().long().view(k, c)
+        top5 = flat[k * c : k * c + k].round().long()
+        return EvalCounts(confusion, top5, float(flat[-2]), self.label_map, self.skipped)
+
+
+@torch.no_grad()
+def evaluate(
+    models: Sequence[nn.Module],
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    *,
+    label_map: Tensor | None = None,
+    amp: str | None = None,
+    channels_last: bool = False,
+) -> EvalCounts:
+    """Run ``models`` over ``loader`` (batches of images x crops x 3 x S x S) and count.
+
+    Probabilities are averaged over the crops and the models; top-1/top-5, the confusion matrix and
+    the log-likelihood are counted on that average.
+    """
+    for model in models:
+        model.eval()
+    k = len(loader.dataset.classes)
+    label_map = label_map if label_map is not None else torch.arange(k)
+    confusion = top5_hits = None
+    nll, skipped = 0.0, []
+    dtype = AMP_DTYPES.get(amp or "", torch.bfloat16)
+    for batch in loader:
+        skipped += [s.path for s in batch.skipped]
+        if batch.labels.numel() == 0:
+            continue
+        images = batch.images if batch.images.dim() == 5 else batch.images.unsqueeze(1)
+        b, crops = images.shape[:2]
+        x = images.flatten(0, 1).to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        probs = 0.0
+        with torch.autocast(device.type, dtype=dtype, enabled=amp is not None):
+            for model in models:
+                logits = forward_logits(model, x).float()
+                probs = probs + F.softmax(logits, dim=1).view(b, crops, -1).mean(1)
+        probs = (probs / len(models)).cpu()
+        num_classes = probs.shape[1]
+        if confusion is None or top5_hits is None:
+            confusion = torch.zeros(k, num_classes, dtype=torch.long)
+            top5_hits = torch.zeros(k, dtype=torch.long)
+        y = batch.labels
+        target = label_map[y]
+        nll -= float(probs.gather(1, target.view(-1, 1)).clamp_min(1e-12).log().sum())
+        pred = probs.argmax(1)
+        confusion += torch.bincount(y * num_classes + pred, minlength=k * num_classes).view(
+            k, num_classes
+        )
+        top5 = probs.topk(min(5, num_classes), dim=1).indices.eq(target.view(-1, 1)).any(1)
+        top5_hits += torch.bincount(y, weights=top5.double(), minlength=k).long()
+    if confusion is None:  # nothing readable (or an empty shard under torchrun)
+        confusion = torch.zeros(k, getattr(models[0], "num_classes", k), dtype=torch.long)
+        top5_hits = torch.zeros(k, dtype=torch.long)
+    return EvalCounts(confusion, top5_hits, nll, label_map, skipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# googlenet eval
+# ---------------------------------------------------------------------------------------------
+
+
+def match_classes(model: GoogLeNet, classes: list[str], weights: str | Path) -> Tensor:
+    """For each class folder of the data, the index of that class in the model (see the module)."""
+    names = list(model.config.class_names or [])
+    if names and all(c in names for c in classes):
+        return torch.tensor([names.index(c) for c in classes])
+    overlap = set(names) & set(classes)
+    if model.num_classes == len(classes) and not overlap:
+        if names:
+            log.warning(
+                "%s: the class names of the weights (e.g. %r) are not the folder names (e.g. %r): "
+                "assuming the sorted folders are the weights' classes in order",
+                weights,
+                names[0],
+                classes[0],
+            )
+        return torch.arange(len(classes))
+    missing = [c for c in classes if c not in names]
+    raise WeightsError(
+        f"{weights} was trained on {model.num_classes} classes"
+        + (f" that do not include the data's {missing[0]!r}" if names else "")
+        + f", the data has {len(classes)} ({', '.join(classes[:3])}, ...); evaluate weights "
+        "trained on these classes"
+    )
+
+
+def load_models(weights: Sequence[str | Path], device: torch.device) -> list[GoogLeNet]:
+    """Load an ensemble; its members must preprocess alike and know the same classes."""
+    from .weights import load
+
+    models = [load(w).to(device).eval() for w in weights]
+    first = models[0].config
+    for path, model in zip(weights[1:], models[1:], strict=True):
+        c = model.config
+        if (c.input_size, c.mean, c.std) != (first.input_size, first.mean, first.std):
+            raise ConfigError(
+                f"{path} expects {c.input_size} px input with mean {c.mean}, {weights[0]} "
+                f"{first.input_size} px with mean {first.mean}: an ensemble needs one preprocessing"
+            )
+        if c.num_classes != first.num_classes or c.class_names != first.class_names:
+            raise WeightsError(f"{path} and {weights[0]} do not know the same classes")
+    return models
+
+
+def evaluate_weights(
+    weights: Sequence[str | Path],
+    data_dir: str | Path,
+    *,
+    crops: int = 1,
+    batch_size: int = 64,
+    workers: int = 2,
+    device: str | None = None,
+    amp: str | None = None,
+    output: str | Path | None = None,
+) -> dict[str, Any]:
+    """``googlenet eval``: score weights (an ensemble if several) on an image folder.
+
+    ``data_dir`` is a folder of class folders, or a dataset root with a ``val/`` inside.
+    ``batch_size`` counts crops per forward pass, so memory does not grow with ``crops``. Writes
+    the report as JSON and the confusion matrix as PNG beside the first weights (or at
+    ``output``) and returns the report.
+    """
+    from .distributed import pick_device
+
+    start = time.perf_counter()
+    dev = pick_device(device)
+    models = load_models(weights, dev)
+    folder = Path(data_dir) / "val" if (Path(data_dir) / "val").is_dir() else Path(data_dir)
+    dataset = data.ImageFolder(folder, data.EvalTransform.for_model(models[0].config, crops))
+    label_map = match_classes(models[0], dataset.classes, weights[0])
+    images_per_batch = max(1, batch_size // crops)
+    loader = data.make_loader(
+        dataset,
+        data.ShardSampler(len(dataset)),
+        images_per_batch,
+        workers,
+        pin_memory=dev.type == "cuda",
+    )
+    counts = evaluate(models, loader, dev, label_map=label_map, amp=amp)
+    if counts.skipped:
+        log.warning(
+            "skipped %d unreadable image(s), e.g. %s", len(counts.skipped), counts.skipped[0]
+        )
+    if counts.n == 0:
+        raise GoogLeNetError(f"no readable image in {folder}")
+    report = _report(counts, dataset.classes, models[0], weights, folder, crops)
+    report["seconds"] = round(time.perf_counter() - start, 3)
+    _write_report(report, counts, dataset.classes, models[0], output or _beside(weights, crops))
+    return report
+
+
+def _report(
+    counts: EvalCounts, classes: list[str], model: GoogLeNet, weights, folder: Path, crops: int
+) -> dict[str, Any]:
+    per_n = counts.confusion.sum(1)
+    per_class = {
+        name: {
+            "n": int(per_n[i]),
+            "top1": _pct(counts.correct[i], per_n[i]),
+            "top5": _pct(counts.top5_hits[i], per_n[i]),
+        }
+        for i, name in enumerate(classes)
+    }
+    return {
+        "top1": round(counts.top1, 4),
+        "top5": round(counts.top5, 4),
+        "top1_error": round(100 - counts.top1, 4),
+        "top5_error": round(100 - counts.top5, 4),
+        "n": counts.n,
+        "crops": crops,
+        "models": [str(w) for w in weights],
+        "data": str(folder),
+        "classes": len(classes),
+        "loss": round(counts.loss, 6) if math.isfinite(counts.loss) else None,
+        "skipped": len(counts.skipped),
+        "input_size": model.config.input_size,
+        "per_class": per_class,
+    }
+
+
+def _pct(hits, n) -> float | None:
+    return round(100.0 * float(hits) / float(n), 4) if n else None
+
+
+def _beside(weights: Sequence[str | Path], crops: int) -> Path:
+    first = Path(weights[0])
+    ensemble = f".ensemble{len(weights)}" if len(weights) > 1 else ""
+    return first.with_name(f"{first.stem}{ensemble}.eval-{crops}crop.json")
+
+
+def _write_report(
+    report: dict, counts: EvalCounts, classes: list[str], model: GoogLeNet, path: str | Path
+) -> None:
+    """The JSON report and, beside it, the confusion matrix PNG (data classes x the model's
+    classes among them, plus one "other" column for predictions outside the data's classes)."""
+    path = Path(path)
+    png = path.with_suffix(".confusion.png")
+    cols = counts.confusion[:, counts.label_map]
+    col_names = list(classes)
+    if counts.confusion.shape[1] > len(classes):
+        other = counts.confusion.sum(1) - cols.sum(1)
+        cols, col_names = torch.cat([cols, other.view(-1, 1)], 1), col_names + ["other"]
+    report["json"], report["confusion_matrix"] = str(path), str(png)
+    try:
+        title = f"{', '.join(Path(m).name for m in report['models'])}: top-1 {report['top1']:.2f}%"
+        plot_confusion(cols, classes, col_names, png, title=f"{title}, {report['crops']} crop(s)")
+        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    except GoogLeNetError as err:  # a read-only weights folder: the report is still printed
+        log.warning("%s (pass --output to write the report elsewhere)", err)
+        report["json"] = report["confusion_matrix"] = None
+
+
+def render(report: dict[str, Any], fmt: str = "table", per_class: bool = False) -> str:
+    """The report as a table for people or as JSON for programs."""
+    if fmt == "json":
+        return json.dumps(report, indent=2)
+    models = report["models"]
+    lines = [
+        f"{len(models)} model(s): {', '.join(models)}",
+        f"data: {report['data']} ({report['n']} images, {report['classes']} classes, "
+        f"{report['crops']} crop(s) at {report['input_size']} px)",
+        "",
+        f"{'':8}{'accuracy':>10}{'error':>10}",
+        f"{'top-1':8}{report['top1']:>9.2f}%{report['top1_error']:>9.2f}%",
+        f"{'top-5':8}{report['top5']:>9.2f}%{report['top5_error']:>9.2f}%",
+    ]
+    if report["skipped"]:
+        lines.append(f"skipped {report['skipped']} unreadable image(s)")
+    if per_class:
+        width = max(5, *(len(name) for name in report["per_class"])) + 2
+        lines += ["", f"{'class':<{width}}{'n':>6}{'top-1':>9}{'top-5':>9}"]
+        for name, c in report["per_class"].items():
+            t1 = f"{c['top1']:.1f}%" if c["top1"] is not None else "-"
+            t5 = f"{c['top5']:.1f}%" if c["top5"] is not None else "-"
+            lines.append(f"{name:<{width}}{c['n']:>6}{t1:>9}{t5:>9}")
+    if report.get("json"):
+        lines += ["", f"wrote {report['json']} and {report['confusion_matrix']}"]
+    return "\n".join(lines)

@@ -1,0 +1,480 @@
+"""Export a GoogLeNet for deployment: ONNX, TorchScript, and torch.export's ExportedProgram.
+
+Every export follows the same steps, whatever the format:
+
+1. :func:`inference_model` copies the model without its auxiliary heads (the paper discards them
+   at inference) and puts it in eval mode (dropout off, BatchNorm on its running statistics).
+2. The format's writer produces the file, with the model's configuration inside it (class names,
+   input size, mean and std), so that ``googlenet predict`` preprocesses as training did:
+   ONNX ``metadata_props["googlenet.config"]``, and the ``googlenet.config.json`` extra file of
+   TorchScript and ExportedProgram archives.
+3. The written file is loaded back and run on a batch of images (synthetic pictures unless the
+   caller passes real ones); its logits must match PyTorch's within ``atol`` (1e-4). ONNX files
+   also pass ``onnx.checker`` (full check, with shape inference).
+
+The file is written atomically: a failed export or a failed check leaves nothing behind.
+
+ONNX exporter. PyTorch has two: the torch.export-based one (``dynamo=True``, the default since
+PyTorch 2.9) and the TorchScript-based one, deprecated. The new one only writes opset 18 and
+later natively (asked for less, it warns and keeps 18), so opsets 18+ use it and opsets 9-17,
+which older runtimes (TensorRT 8, old ONNX Runtime) still need, use the legacy one. Both export
+the paper's LRN exactly: PyTorch's ``local_response_norm`` is itself written with pad,
+average pooling and pow, which both exporters translate op by op (no ONNX ``LRN`` node, whose
+padding convention differs at the channel edges).
+
+Adding a step (the speed issue's int8 quantization): transform the result of
+:func:`inference_model` before ``fmt.write`` in :func:`export`, and pass a looser ``atol``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import io
+import json
+import logging
+import os
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .errors import ConfigError, GoogLeNetError, InputSizeError, WeightsError
+from .fileio import atomic_save
+from .model import GoogLeNet, GoogLeNetConfig
+from .weights import CONFIG_KEY, FORMAT_VERSION, config_from_json
+
+log = logging.getLogger(__name__)
+
+# The configuration travels in TorchScript and ExportedProgram archives as this extra file.
+CONFIG_FILE = "googlenet.config.json"
+INPUT_NAME, OUTPUT_NAME = "images", "logits"
+DEFAULT_OPSET = 18  # the lowest the torch.export-based exporter writes natively: widest support
+MIN_OPSET = 9
+ATOL = 1e-4
+# Upper bound of the dynamic batch dimension; torch.export wants one, ONNX files don't keep it.
+MAX_BATCH = 4096
+
+Runner = Callable[[Tensor], Tensor]
+
+
+class ExportError(GoogLeNetError):
+    """The exporter failed, or the exported model does not compute what the PyTorch model does.
+
+    Not a user mistake, so exit code 1, but still a one-line message: which step, and why.
+    """
+
+    exit_code = 1
+
+
+def _need_onnx() -> None:
+    """ONNX support is an optional extra; say how to get it instead of an ImportError."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(
+            f"ONNX support needs the onnx extra ({err.name} is missing): "
+            "pip install 'googlenet[onnx]'"
+        ) from err
+
+
+# ---------------------------------------------------------------------------------------------
+# The model to export and the images to check it on
+# ---------------------------------------------------------------------------------------------
+
+
+def inference_model(model: GoogLeNet) -> GoogLeNet:
+    """A copy of ``model`` for inference: no auxiliary heads, eval mode, no gradients, on CPU.
+
+    The auxiliary heads only matter for the training loss (the paper discards them at inference);
+    dropping them keeps them out of the exported graph and its file.
+    """
+    net = copy.deepcopy(model).to("cpu")
+    net.aux1 = net.aux2 = None
+    net.config = dataclasses.replace(net.config, aux_logits=False)
+    return net.eval().requires_grad_(False)
+
+
+def sample_images(count: int = 4, size: int = 160, seed: int = 0) -> list[Image.Image]:
+    """Deterministic synthetic pictures: smooth color gradients with a few bright shapes.
+
+    Natural-looking enough (large smooth regions, hard edges, saturated colors) to exercise
+    every layer the way photographs do; random noise would not, and no photographs ship with
+    the package. Each is a different aspect ratio so resizing and cropping get exercised too.
+    """
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(count):
+        h, w = size, size + 24 * (i % 3)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        across, down = rng.uniform(0, 255, size=(2, 3, 1, 1))
+        pixels = ((across * xx / w + down * yy / h) / 2).transpose(1, 2, 0)
+        for _ in range(3):
+            cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+            radius = rng.uniform(0.08, 0.25) * min(h, w)
+            inside = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+            pixels[inside] = rng.uniform(0, 255, size=3)
+        images.append(Image.fromarray(pixels.astype(np.uint8), "RGB"))
+    return images
+
+
+def check_batch(
+    config: GoogLeNetConfig, images: Sequence[str | os.PathLike[str] | Image.Image] | None = None
+) -> Tensor:
+    """The normalized N x 3 x S x S batch an export is checked on (center crops, as predict)."""
+    from .data import EvalTransform, open_image  # torchvision: imported when needed, not by --help
+
+    pictures = [open_image(i) if not isinstance(i, Image.Image) else i for i in images or []]
+    transform = EvalTransform.for_model(config, crops=1)
+    return torch.cat([transform(p) for p in pictures or sample_images()])
+
+
+# ---------------------------------------------------------------------------------------------
+# Formats
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    dynamic_batch: bool = False
+    opset: int | None = None  # ONNX only
+
+
+@dataclass(frozen=True)
+class Format:
+    """One export format: how to write it, and how to load what was written to check it."""
+
+    name: str
+    suffix: str
+    write: Callable[[GoogLeNet, Tensor, str, ExportOptions], None]
+    load: Callable[[str], Runner]
+    always_dynamic_batch: bool = False
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' deprecation and tracer warnings and their INFO logging (the ONNX
+    optimizer logs every rewrite): we check the result ourselves, and errors still raise."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _config_json(config: GoogLeNetConfig) -> str:
+    return json.dumps(config.to_dict())
+
+
+# -- ONNX ----------------------------------------------------------------------------------------
+
+
+def _write_onnx(net: GoogLeNet, example: Tensor, path: str, options: ExportOptions) -> None:
+    import onnx
+
+    opset = options.opset or DEFAULT_OPSET
+    try:
+        with _quiet():
+            if opset >= DEFAULT_OPSET:
+                dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}}
+                program = torch.onnx.export(
+                    net,
+                    (example,),
+                    None,
+                    dynamo=True,
+                    opset_version=opset,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_shapes=dynamic if options.dynamic_batch else None,
+                    verbose=False,
+                )
+                proto = program.model_proto
+            else:  # the legacy TorchScript-based exporter: the only one that writes opset < 18
+                buffer = io.BytesIO()
+                batch = {0: "batch"}
+                torch.onnx.export(
+                    net,
+                    (example,),
+                    buffer,
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: batch, OUTPUT_NAME: batch}
+                    if options.dynamic_batch
+                    else None,
+                )
+                proto = onnx.load_from_string(buffer.getvalue())
+    except Exception as err:  # the exporters raise many types; all mean the same to the user
+        raise ExportError(f"ONNX export (opset {opset}) failed: {_first_line(err)}") from err
+
+    meta = {CONFIG_KEY: _config_json(net.config), "googlenet.version": FORMAT_VERSION}
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"GoogLeNet ({net.config.preset} preset), exported by googlenet"
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as err:
+        reason = _first_line(err)
+        raise ExportError(f"the exported ONNX model fails onnx.checker: {reason}") from err
+    onnx.save(proto, path)
+
+
+class OnnxModel:
+    """An exported ``.onnx`` GoogLeNet run by ONNX Runtime: normalized batch in, logits out.
+
+    ``config`` comes from the file's metadata, written at export. A file exported without
+    ``--dynamic-batch`` takes a fixed batch size; larger batches are run in chunks of it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> None:
+        _need_onnx()
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        providers = ["CPUExecutionProvider"]
+        if torch.device(device).type == "cuda":
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=_available(ort, providers)
+            )
+        except Exception as err:  # ORT raises its own exception types from C++
+            raise WeightsError(
+                f"{self.path} is not an ONNX model ONNX Runtime can run ({_first_line(err)})"
+            ) from err
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if CONFIG_KEY not in meta:
+            raise WeightsError(
+                f"{self.path} has no '{CONFIG_KEY}' metadata: export it with `googlenet export`"
+            )
+        try:
+            self.config = GoogLeNetConfig.from_dict(config_from_json(meta[CONFIG_KEY]))
+        except (ConfigError, TypeError, ValueError) as err:
+            raise WeightsError(f"{self.path}: invalid model configuration in its metadata") from err
+        graph_input = self.session.get_inputs()[0]
+        self.input_name = graph_input.name
+        batch = graph_input.shape[0]
+        self.fixed_batch = batch if isinstance(batch, int) else None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Logits of an N x 3 x S x S normalized float batch (S: the exported input size)."""
+        size = self.config.input_size
+        if x.dim() != 4 or tuple(x.shape[1:]) != (3, size, size):
+            raise InputSizeError(
+                f"{self.path} takes N x 3 x {size} x {size} batches, got {tuple(x.shape)}"
+            )
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        step = self.fixed_batch or len(array) or 1
+        outputs = []
+        for start in range(0, len(array), step):
+            chunk = array[start : start + step]
+            real = len(chunk)
+            if self.fixed_batch and real < step:  # pad the last chunk to the fixed batch size
+                chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]), "f4")])
+            outputs.append(self.session.run(None, {self.input_name: chunk})[0][:real])
+        return torch.from_numpy(np.concatenate(outputs)) if outputs else torch.empty(0)
+
+
+def _available(ort: Any, wanted: list[str]) -> list[str]:
+    have = set(ort.get_available_providers())
+    return [p for p in wanted if p in have] or ["CPUExecutionProvider"]
+
+
+def is_onnx_file(path: str | os.PathLike[str]) -> bool:
+    """An ``.onnx`` name, or a protobuf that starts the way every ONNX ModelProto does."""
+    if str(path).lower().endswith(".onnx"):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # Field 1 (ir_version, a varint) comes first: tag byte 0x08, then a small version number.
+    return len(head) == 2 and head[0] == 0x08 and 3 <= head[1] < 32
+
+
+# -- TorchScript ---------------------------------------------------------------------------------
+
+
+def _write_torchscript(net: GoogLeNet, example: Tensor, path: str, options: ExportOptions) -> None:
+    # Tracing, not scripting: GoogLeNet's forward is plain tensor code, and a trace has no batch
+    # size baked in (checked below on a batch of another size). TorchScript is deprecated in
+    # PyTorch in favour of torch.export; it is kept for the runtimes that still load it (C++
+    # libtorch, older serving stacks).
+    try:
+        with _quiet(), torch.no_grad():
+            traced = torch.jit.trace(net, (example,), check_trace=False)
+            torch.jit.save(traced, path, _extra_files={CONFIG_FILE: _config_json(net.config)})
+    except Exception as err:
+        raise ExportError(f"TorchScript export failed: {_first_line(err)}") from err
+
+
+def _load_torchscript(path: str) -> Runner:
+    with _quiet():
+        return torch.jit.load(path, map_location="cpu")
+
+
+# -- ExportedProgram -----------------------------------------------------------------------------
+
+
+def _write_exported_program(
+    net: GoogLeNet, example: Tensor, path: str, options: ExportOptions
+) -> None:
+    dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}}
+    try:
+        with _quiet():
+            program = torch.export.export(
+                net, (example,), dynamic_shapes=dynamic if options.dynamic_batch else None
+            )
+            # Through a buffer: torch.export.save warns about a file name not ending in .pt2,
+            # and the atomic write's temporary file does not.
+            buffer = io.BytesIO()
+            torch.export.save(program, buffer, extra_files={CONFIG_FILE: _config_json(net.config)})
+    except Exception as err:
+        raise ExportError(f"torch.export failed: {_first_line(err)}") from err
+    Path(path).write_bytes(buffer.getvalue())
+
+
+def _load_exported_program(path: str) -> Runner:
+    with _quiet():
+        return torch.export.load(io.BytesIO(Path(path).read_bytes())).module()
+
+
+def _load_onnx(path: str) -> Runner:
+    return OnnxModel(path)
+
+
+FORMATS: dict[str, Format] = {
+    "onnx": Format("onnx", ".onnx", _write_onnx, _load_onnx),
+    "torchscript": Format(
+        "torchscript", ".pt", _write_torchscript, _load_torchscript, always_dynamic_batch=True
+    ),
+    "exported-program": Format(
+        "exported-program", ".pt2", _write_exported_program, _load_exported_program
+    ),
+}
+
+
+def describe_archive(path: str | os.PathLike[str]) -> str | None:
+    """``"TorchScript"`` or ``"ExportedProgram"`` for an archive :func:`export` wrote, else None.
+
+    Such archives are not weights ``--weights`` can read; this lets the error say what they are.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if any("/code/__torch__/" in n for n in names):
+        return "TorchScript"
+    if any(n.endswith("/archive_format") for n in names):
+        return "ExportedProgram"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# export()
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export` wrote and how closely it matches PyTorch."""
+
+    path: Path
+    format: str
+    dynamic_batch: bool
+    opset: int | None
+    max_abs_diff: float
+    checked_images: int
+
+    @property
+    def size_mb(self) -> float:
+        return self.path.stat().st_size / 1e6
+
+
+def export(
+    model: GoogLeNet,
+    path: str | os.PathLike[str],
+    format: str = "onnx",
+    *,
+    dynamic_batch: bool = False,
+    opset: int | None = None,
+    check_images: Sequence[str | os.PathLike[str] | Image.Image] | None = None,
+    atol: float = ATOL,
+) -> ExportResult:
+    """Export ``model`` for inference to ``path`` and check the file against PyTorch.
+
+    ``dynamic_batch`` makes the batch dimension free (otherwise the file takes batches of one);
+    ``opset`` picks the ONNX operator set (default 18; 9-17 through the legacy exporter).
+    ``check_images`` (paths or PIL images) are what the check runs on; by default, synthetic
+    pictures. Raises :class:`ExportError` if the exporter fails or the exported logits differ
+    from PyTorch's by more than ``atol``; nothing is written then.
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    fmt = FORMATS[format]
+    if opset is not None:
+        if format != "onnx":
+            raise ConfigError(f"--opset is for ONNX exports, not {format}")
+        _need_onnx()
+        import onnx
+
+        newest = onnx.defs.onnx_opset_version()
+        if not MIN_OPSET <= opset <= newest:
+            raise ConfigError(f"--opset must be from {MIN_OPSET} to {newest}, got {opset}")
+    if format == "onnx":
+        _need_onnx()
+
+    net = inference_model(model)
+    images = check_batch(net.config, check_images)
+    dynamic = dynamic_batch or fmt.always_dynamic_batch
+    # A dynamic batch is traced with 2 images (torch.export specializes a batch of 1), then
+    # checked on all of them at once: another batch size than the traced one.
+    example = images[:2] if dynamic_batch else images[:1]
+    if len(example) < 2 and dynamic_batch:
+        example = example.repeat(2, 1, 1, 1)
+    with torch.no_grad():
+        reference = net(images)
+    options = ExportOptions(dynamic_batch=dynamic_batch, opset=opset)
+    diff = 0.0
+
+    def write_and_check(tmp: str) -> None:
+        nonlocal diff
+        fmt.write(net, example, tmp, options)
+        run = fmt.load(tmp)
+        with torch.no_grad():
+            if dynamic:
+                got = run(images)
+            else:
+                got = torch.cat([run(images[i : i + 1]) for i in range(len(images))])
+        diff = float((got.float() - reference).abs().max())
+        if not diff <= atol:  # also catches NaN
+            raise ExportError(
+                f"the exported {format} model's logits differ from PyTorch's by up to {diff:.3g} "
+                f"(tolerance {atol:g}) on {len(images)} images; not written"
+            )
+
+    atomic_save(path, write_and_check)
+    used_opset = (opset or DEFAULT_OPSET) if format == "onnx" else None
+    return ExportResult(Path(path), format, dynamic, used_opset, diff, len(images))
+
+
+def _first_line(err: BaseException) -> str:
+    for line in str(err).strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return type(err).__name__

@@ -1,0 +1,174 @@
+"""Numbers and pictures: top-k, confusion matrices, the per-epoch log (CSV, JSONL, TensorBoard)
+and the PNG plots. Shared by training and evaluation; every file is written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .fileio import atomic_save, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def topk_correct(scores: Tensor, target: Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
+    """How many rows of ``scores`` (N x C) have their ``target`` among the k best, for each k.
+
+    k is capped at the number of classes (top-5 of a 3-class problem is top-3, i.e. always right).
+    """
+    kmax = min(max(ks), scores.shape[1])
+    pred = scores.topk(kmax, dim=1).indices  # N x kmax
+    hits = pred.eq(target.view(-1, 1))
+    return [int(hits[:, : min(k, kmax)].any(dim=1).sum()) for k in ks]
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """``num_classes x num_classes`` counts, rows the true class and columns the predicted one."""
+    index = target.long() * num_classes + pred.long()
+    return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-epoch log
+# ---------------------------------------------------------------------------------------------
+
+
+class MetricsLog:
+    """One row per epoch, kept in memory and rewritten whole (atomically) to ``metrics.csv`` and
+    ``metrics.jsonl``, so the files are never half-written and a resumed run, which restores the
+    rows from its checkpoint, never duplicates or loses one. TensorBoard event files go to
+    ``tensorboard/`` when tensorboard is installed."""
+
+    def __init__(self, out_dir: Path, rows: list[dict[str, Any]] | None = None) -> None:
+        self.out_dir = out_dir
+        self.rows: list[dict[str, Any]] = list(rows or [])
+        self._tb = _tensorboard_writer(out_dir / "tensorboard", purge_step=len(self.rows) + 1)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        columns = list(dict.fromkeys(key for r in self.rows for key in r))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.out_dir / "metrics.csv", text.getvalue())
+        lines = "".join(json.dumps(r) + "\n" for r in self.rows)
+        atomic_write_text(self.out_dir / "metrics.jsonl", lines)
+        if self._tb is not None:
+            for key, value in row.items():
+                if isinstance(value, int | float) and key != "epoch" and math.isfinite(value):
+                    self._tb.add_scalar(key, value, row["epoch"])
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _tensorboard_writer(path: Path, purge_step: int):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the optional extra is not installed
+        log.debug(
+            "tensorboard is not installed: no event files (pip install googlenet[tensorboard])"
+        )
+        return None
+    return SummaryWriter(str(path), purge_step=purge_step)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig, path: Path) -> Path:
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    _pyplot().close(fig)
+    return path
+
+
+def plot_curves(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """``loss.png`` (train loss, main and auxiliary) and ``accuracy.png`` (val top-1/top-5, the
+    Polyak average's top-1) from the per-epoch rows."""
+    plt = _pyplot()
+
+    def series(key: str) -> tuple[list[int], list[float]]:
+        pts = [(r["epoch"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
+        pts = [(e, v) for e, v in pts if math.isfinite(v)]
+        return [e for e, _ in pts], [v for _, v in pts]
+
+    paths = []
+    for name, keys, ylabel in (
+        (
+            "loss",
+            ("train_loss", "train_loss_main", "train_loss_aux1", "train_loss_aux2", "val_loss"),
+            "loss",
+        ),
+        ("accuracy", ("train_top1", "val_top1", "val_top5", "polyak_top1"), "accuracy (%)"),
+    ):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key in keys:
+            x, y = series(key)
+            if y:
+                ax.plot(x, y, marker="o" if len(x) < 30 else None, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+        paths.append(_save_figure(fig, out_dir / f"{name}.png"))
+    return paths
+
+
+def plot_confusion(
+    matrix: Tensor, row_names: Sequence[str], col_names: Sequence[str], path: Path, title: str = ""
+) -> Path:
+    """A confusion matrix as a PNG: rows true classes, columns predictions, counts normalized per
+    row. Class names are written along the axes up to 40 classes."""
+    plt = _pyplot()
+    counts = matrix.double()
+    rates = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
+    side = min(12.0, 3 + 0.3 * max(len(row_names), len(col_names)))
+    fig, ax = plt.subplots(figsize=(side, side * len(row_names) / max(len(col_names), 1) + 1))
+    image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
+    if len(col_names) <= 40:
+        ax.set_xticks(range(len(col_names)), col_names, rotation=90, fontsize=8)
+    if len(row_names) <= 40:
+        ax.set_yticks(range(len(row_names)), row_names, fontsize=8)
+        if len(col_names) <= 40:
+            for i in range(len(row_names)):
+                for j in range(len(col_names)):
+                    if counts[i, j] > 0:
+                        color = "white" if rates[i, j] > 0.5 else "black"
+                        ax.text(
+                            j,
+                            i,
+                            int(counts[i, j]),
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color=color,
+                        )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    return _save_figure(fig, path)

@@ -1,0 +1,210 @@
+"""``googlenet eval``: top-1/top-5 over 1, 10 and 144 crops and ensembles, reports, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from folders import make_dataset, make_image_folder
+
+import googlenet
+from googlenet import cli
+from googlenet.data import EvalTransform, open_image
+
+CLASSES = ("a", "b", "c")
+SIX = ("a", "b", "c", "d", "e", "f")  # more than 5 classes, so that top-5 can miss
+
+
+def weights_file(path: Path, classes=CLASSES, seed=0, spread_on: Path | None = None) -> Path:
+    """Untrained weights whose predictions differ from image to image and crop to crop.
+
+    An untrained paper network gives nearly the same features for every image, so its classifier
+    is rebuilt around the features of the images under ``spread_on``: ``fc(f) = W (f - mean) / sd``
+    with a random ``W``, which makes the class ranking depend on the image.
+    """
+    torch.manual_seed(seed)
+    model = googlenet.create_model(
+        "paper", num_classes=len(classes), class_names=classes, input_size=32
+    ).eval()
+    if spread_on is not None:
+        transform = EvalTransform.for_model(model.config, 10)
+        with torch.no_grad():
+            feats = torch.cat(
+                [
+                    model.forward_head(
+                        model.forward_features(transform(open_image(p))), pre_logits=True
+                    )
+                    for p in sorted(spread_on.rglob("*.png"))
+                ]
+            )
+            mean, sd = feats.mean(0), feats.std(0).clamp_min(1e-12)
+            w = torch.randn(len(classes), feats.shape[1]) / feats.shape[1] ** 0.5 * 3
+            model.fc.weight.copy_(w / sd)
+            model.fc.bias.copy_(-(w / sd) @ mean)
+    googlenet.save_weights(model, path)
+    return path
+
+
+def expected(weights: list[Path], folder: Path, crops: int) -> tuple[float, float, int]:
+    """Top-1/top-5 computed by hand: softmax averaged over the crops, then over the models."""
+    models = [googlenet.load(w).eval() for w in weights]
+    transform = EvalTransform.for_model(models[0].config, crops)
+    top1 = top5 = n = 0
+    for label, name in enumerate(sorted(p.name for p in folder.iterdir())):
+        for path in sorted((folder / name).iterdir()):
+            x = transform(open_image(path))
+            with torch.no_grad():
+                probs = torch.stack([m(x).softmax(1).mean(0) for m in models]).mean(0)
+            ranked = probs.argsort(descending=True).tolist()
+            top1 += ranked[0] == label
+            top5 += label in ranked[:5]
+            n += 1
+    return 100 * top1 / n, 100 * top5 / n, n
+
+
+def run_eval(capsys, *args) -> tuple[int, str, str]:
+    code = cli.main(["eval", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("crops", [1, 10])
+def test_accuracy_is_the_softmax_average_over_crops_and_models(tmp_path, capsys, crops):
+    make_dataset(tmp_path / "data", classes=SIX, val=2)
+    val = tmp_path / "data" / "val"
+    w1 = weights_file(tmp_path / "m1.safetensors", SIX, seed=0, spread_on=val)
+    w2 = weights_file(tmp_path / "m2.safetensors", SIX, seed=1, spread_on=val)
+    for weights in ([w1], [w1, w2]):
+        code, out, _ = run_eval(
+            capsys,
+            "--weights",
+            *weights,
+            "--data",
+            tmp_path / "data",
+            "--crops",
+            crops,
+            "--format",
+            "json",
+            "-j",
+            "0",
+        )
+        assert code == 0
+        report = json.loads(out)
+        top1, top5, n = expected(weights, tmp_path / "data" / "val", crops)
+        assert report["n"] == n == 12 and report["crops"] == crops
+        assert 0 < top1 < 100  # predictions differ, so wrong averaging would show
+        assert report["top1"] == pytest.approx(top1, abs=1e-3)
+        assert report["top5"] == pytest.approx(top5, abs=1e-3)
+        assert report["top1_error"] == pytest.approx(100 - top1, abs=1e-3)
+        assert report["models"] == [str(w) for w in weights]
+        assert set(report["per_class"]) == set(SIX)
+        assert sum(c["n"] for c in report["per_class"].values()) == 12
+        written = Path(report["json"])
+        assert written.parent == tmp_path and json.loads(written.read_text())["n"] == 12
+        assert Path(report["confusion_matrix"]).read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / f"m1.ensemble2.eval-{crops}crop.json").is_file()
+
+
+def test_144_crops_and_the_table(tmp_path, capsys):
+    make_image_folder(tmp_path / "val", per_class=1)
+    w = weights_file(tmp_path / "w.safetensors")
+    code, out, _ = run_eval(
+        capsys,
+        "--weights",
+        w,
+        "--data",
+        tmp_path,
+        "--crops",
+        "144",
+        "--per-class",
+        "-b",
+        "144",
+        "-j",
+        "0",
+    )
+    assert code == 0
+    top1, top5, n = expected([w], tmp_path / "val", 144)
+    assert "144 crop(s) at 32 px" in out and f"{top1:>9.2f}%" in out
+    for name in CLASSES:
+        assert any(line.startswith(name) for line in out.splitlines())
+    assert json.loads((tmp_path / "w.eval-144crop.json").read_text())["top5"] == pytest.approx(
+        top5, abs=1e-3
+    )
+
+
+def test_a_model_with_more_classes_is_matched_by_name(tmp_path, capsys):
+    make_image_folder(tmp_path / "val", classes=("c", "a"), per_class=2)
+    w = weights_file(tmp_path / "w.safetensors", classes=("a", "b", "c", "d", "e", "f"))
+    code, out, _ = run_eval(
+        capsys, "--weights", w, "--data", tmp_path, "--format", "json", "-j", "0"
+    )
+    report = json.loads(out)
+    model = googlenet.load(w).eval()
+    transform = EvalTransform.for_model(model.config)
+    hits = 0
+    for name in ("a", "c"):
+        for path in sorted((tmp_path / "val" / name).iterdir()):
+            hits += int(model(transform(open_image(path))).argmax()) == "abcdef".index(name)
+    assert code == 0 and report["top1"] == pytest.approx(100 * hits / 4, abs=1e-3)
+    assert report["classes"] == 2 and set(report["per_class"]) == {"a", "c"}
+
+
+def test_torchvision_weights_without_class_names_map_by_folder_order(tmp_path, capsys):
+    import torchvision
+
+    torch.manual_seed(0)
+    tv = torchvision.models.googlenet(
+        weights=None, aux_logits=False, init_weights=True, num_classes=3
+    )
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    make_image_folder(tmp_path / "val", per_class=2)
+    code, out, _ = run_eval(
+        capsys, "--weights", tmp_path / "tv.pth", "--data", tmp_path, "--format", "json", "-j", "0"
+    )
+    assert code == 0 and json.loads(out)["n"] == 6
+
+
+def test_weights_for_other_classes_are_refused(tmp_path, capsys):
+    make_image_folder(tmp_path / "val", per_class=1)
+    w = weights_file(tmp_path / "w.safetensors", classes=("x", "a", "c", "z"))
+    code, _, err = run_eval(capsys, "--weights", w, "--data", tmp_path, "-j", "0")
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("googlenet eval: error:") and "do not include the data's 'b'" in line
+
+
+def test_an_ensemble_must_share_its_classes(tmp_path, capsys):
+    make_image_folder(tmp_path / "val", per_class=1)
+    w1 = weights_file(tmp_path / "w1.safetensors")
+    w2 = weights_file(tmp_path / "w2.safetensors", classes=("a", "b", "d"))
+    code, _, err = run_eval(capsys, "--weights", w1, w2, "--data", tmp_path, "-j", "0")
+    assert code == 2 and "do not know the same classes" in err
+
+
+def test_unreadable_images_are_skipped_and_reported(tmp_path, capsys, caplog):
+    make_image_folder(tmp_path / "val", per_class=2)
+    (tmp_path / "val" / "b" / "zz.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    w = weights_file(tmp_path / "w.safetensors")
+    code, out, err = run_eval(capsys, "--weights", w, "--data", tmp_path, "-j", "0")
+    assert code == 0 and "skipped 1 unreadable image(s)" in out
+    assert "skipped 1 unreadable image(s), e.g." in caplog.text and "zz.jpg" in caplog.text
+
+
+def test_missing_data_directory(tmp_path, capsys):
+    w = weights_file(tmp_path / "w.safetensors")
+    code, _, err = run_eval(capsys, "--weights", w, "--data", tmp_path / "nope")
+    assert code == 2 and "data directory" in err and "does not exist" in err
+
+
+@pytest.mark.slow
+def test_eval_cli_end_to_end(tmp_path, run_cli):
+    make_dataset(tmp_path / "data")
+    weights_file(tmp_path / "w.safetensors")
+    proc = run_cli(
+        "eval", "--weights", "w.safetensors", "--data", "data", "--crops", "10", check=True
+    )
+    assert "top-1" in proc.stdout and "top-5" in proc.stdout and "10 crop(s)" in proc.stdout
+    assert (tmp_path / "w.eval-10crop.json").is_file()
+    assert (tmp_path / "w.eval-10crop.confusion.png").is_file()
