@@ -20,7 +20,7 @@ callable that gives the plain model's logits (max abs difference at most 1e-4, i
    ONNX Runtime, whichever each runs faster.
 5. **channels_last** (NHWC) memory format for the PyTorch backends: oneDNN's and cuDNN's fast
    convolution kernels are NHWC, NCHW costs a reorder around every convolution.
-6. **A batch split across cores** for the session backends (:class:`SessionRunner`): one
+6. **A batch split across cores** for ONNX Runtime (:class:`SessionRunner`): one
    single-threaded session per core, each on a slice of the batch (about 1.1x at batch 32).
 7. **A backend**, measured on this project's CPU (2-core AMD EPYC Zen4; BENCHMARKS.md):
 
@@ -408,8 +408,8 @@ class SessionRunner:
 
     * a batch smaller than ``num_threads`` runs on one session that uses every thread (lowest
       latency: batch 1);
-    * a larger batch is cut into ``num_threads`` slices that run at the same time on
-      single-threaded sessions (ONNX Runtime; OpenVINO: one stream each), one slice per core.
+    * (ONNX Runtime) a larger batch is cut into ``num_threads`` slices that run at the same
+      time on single-threaded sessions, one slice per core.
       Measured here at batch 32: about 1.1x one session with all threads, since each core
       works through whole convolutions without waiting for the other at every layer (and
       reorder and concat work is not split into slivers).
@@ -444,7 +444,10 @@ class SessionRunner:
 
     def __call__(self, x: Tensor) -> Tensor:
         array = _numpy_in(x)
-        if len(array) < self.threads or self.threads == 1:
+        # OpenVINO runs whole batches on its own threads: its multi-stream mode, and compiled
+        # models driven from worker threads, left the process to crash later (a segfault in a
+        # later test), so only ONNX Runtime slices.
+        if len(array) < self.threads or self.threads == 1 or self.backend == "openvino":
             logits = self._latency_run()(array)
         else:
             with self._lock:
@@ -464,24 +467,12 @@ class SessionRunner:
     def _sliced_run(self) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
         # Called with self._lock held.
         if self._sliced is None:
-            if self.backend == "onnxruntime":
-                runs = [_ort_run(ort_session(self._graph, 1)) for _ in range(self.threads)]
-                pool = ThreadPoolExecutor(self.threads, thread_name_prefix="googlenet-ort")
+            runs = [_ort_run(ort_session(self._graph, 1)) for _ in range(self.threads)]
+            pool = ThreadPoolExecutor(self.threads, thread_name_prefix="googlenet-ort")
 
-                def sliced(parts: list[np.ndarray]) -> list[np.ndarray]:
-                    futures = [pool.submit(r, p) for r, p in zip(runs, parts, strict=True)]
-                    return [f.result() for f in futures]
-
-            else:
-                compiled = openvino_model(self._graph, self.threads, self.threads, self._bf16)
-                requests = [compiled.create_infer_request() for _ in range(self.threads)]
-
-                def sliced(parts: list[np.ndarray]) -> list[np.ndarray]:
-                    for request, part in zip(requests, parts, strict=True):
-                        request.start_async({0: part})
-                    for request in requests:
-                        request.wait()
-                    return [np.array(r.get_output_tensor(0).data, copy=True) for r in requests]
+            def sliced(parts: list[np.ndarray]) -> list[np.ndarray]:
+                futures = [pool.submit(r, p) for r, p in zip(runs, parts, strict=True)]
+                return [f.result() for f in futures]
 
             self._sliced = sliced
         return self._sliced
