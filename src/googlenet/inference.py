@@ -265,11 +265,18 @@ def _check_input(net: FusedGoogLeNet | InferenceModel, x: Tensor) -> None:
     GoogLeNet._check_input(net, x)  # type: ignore[arg-type]
 
 
-def fuse(model: GoogLeNet) -> FusedGoogLeNet:
-    """The fused inference network of ``model`` (a new module on the same device; fp32)."""
+def fuse(model: GoogLeNet, *, native_lrn: bool = True) -> FusedGoogLeNet:
+    """The fused inference network of ``model`` (a new module on the same device; fp32).
+
+    ``native_lrn=False`` keeps LRN as elementwise ops in an ONNX export (any exporter, any
+    runtime) instead of the ``LRN`` operator (see :class:`FastLRN`)."""
     if not isinstance(model, GoogLeNet):
         raise ConfigError(f"expected a GoogLeNet, got {type(model).__name__}")
-    return FusedGoogLeNet(model)
+    net = FusedGoogLeNet(model)
+    for module in net.modules():
+        if isinstance(module, FastLRN):
+            module.native_op = native_lrn
+    return net
 
 
 # ---------------------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ from .inference import (
     session_runner,
 )
 from .model import GoogLeNet, GoogLeNetConfig
+from .weights import CONFIG_KEY, config_from_json
 
-CONFIG_KEY = "googlenet.config"
 INPUT_NAME = "images"
 
 
@@ -166,17 +166,9 @@ def quantize_int8(
         quantized = onnx.load(str(int8))
         for entry in proto.metadata_props:
             if entry.key == CONFIG_KEY:
-                set_onnx_config(quantized, GoogLeNetConfig.from_dict(_config_dict(entry.value)))
+                set_onnx_config(quantized, GoogLeNetConfig.from_dict(config_from_json(entry.value)))
         atomic_save(out_path, lambda p: onnx.save(quantized, p))
     return out_path
-
-
-def _config_dict(text: str) -> dict:
-    data = json.loads(text)
-    for key in ("mean", "std", "class_names"):
-        if isinstance(data.get(key), list):
-            data[key] = tuple(data[key])
-    return data
 
 
 def read_config(path: str | os.PathLike[str]) -> GoogLeNetConfig:
@@ -196,7 +188,7 @@ def read_config(path: str | os.PathLike[str]) -> GoogLeNetConfig:
             f"{path} has no '{CONFIG_KEY}' metadata: it was not written by googlenet"
         )
     try:
-        return GoogLeNetConfig.from_dict(_config_dict(meta[CONFIG_KEY]))
+        return GoogLeNetConfig.from_dict(config_from_json(meta[CONFIG_KEY]))
     except (ConfigError, TypeError, ValueError) as err:
         raise WeightsError(f"{path} has an invalid model configuration: {err}") from err
 
