@@ -12,6 +12,7 @@ from folders import make_dataset, make_image_folder
 import googlenet
 from googlenet import cli
 from googlenet.data import EvalTransform, open_image
+from googlenet.export import export
 
 CLASSES = ("a", "b", "c")
 SIX = ("a", "b", "c", "d", "e", "f")  # more than 5 classes, so that top-5 can miss
@@ -208,3 +209,30 @@ def test_eval_cli_end_to_end(tmp_path, run_cli):
     assert "top-1" in proc.stdout and "top-5" in proc.stdout and "10 crop(s)" in proc.stdout
     assert (tmp_path / "w.eval-10crop.json").is_file()
     assert (tmp_path / "w.eval-10crop.confusion.png").is_file()
+
+
+def test_eval_runs_the_fast_path_and_exported_onnx_with_the_same_numbers(tmp_path, capsys):
+    """`eval` runs PyTorch weights on the fast inference path by default; `--backend eager` runs
+    the plain module; an exported `.onnx` runs on ONNX Runtime. All three score the same."""
+    root = make_dataset(tmp_path / "data", CLASSES, train=1, val=4)
+    w = weights_file(tmp_path / "w.safetensors", spread_on=root / "val")
+    onnx_path = tmp_path / "w.onnx"
+    code, _, err = run_eval(capsys, "--weights", w, "--data", root, "--format", "json",
+                            "--output", tmp_path / "fast.json")  # fmt: skip
+    assert code == 0, err
+    fast = json.loads((tmp_path / "fast.json").read_text())
+    code, _, err = run_eval(capsys, "--weights", w, "--data", root, "--backend", "eager",
+                            "--output", tmp_path / "eager.json")  # fmt: skip
+    assert code == 0, err
+    eager = json.loads((tmp_path / "eager.json").read_text())
+    # This classifier divides by the features' tiny spread across images (see weights_file), so
+    # it amplifies float summation-order differences to ~3e-4: check the export at 1e-3.
+    export(googlenet.load(w), onnx_path, "onnx", dynamic_batch=True, atol=1e-3)
+    code, _, err = run_eval(capsys, "--weights", onnx_path, "--data", root,
+                            "--output", tmp_path / "onnx.json")  # fmt: skip
+    assert code == 0, err
+    exported = json.loads((tmp_path / "onnx.json").read_text())
+    top1, top5, n = expected([w], root / "val", 1)
+    for report in (fast, eager, exported):
+        assert (report["top1"], report["top5"], report["n"]) == (round(top1, 4), round(top5, 4), n)
+        assert abs(report["loss"] - eager["loss"]) < 1e-3

@@ -216,3 +216,64 @@ def test_cli_export_bad_inputs(capsys, case, tmp_path):
     code, _, err = run_main(capsys, "cam", "--weights", case.onnx, case.images[0],
                             "--out", tmp_path / "c.png")  # fmt: skip
     assert code == 2 and "need the PyTorch weights" in err and not (tmp_path / "c.png").exists()
+
+
+def test_export_fuses_by_default_and_no_fuse_keeps_the_plain_graph(tmp_path):
+    model = tiny_model("torchvision", seed=4)
+    fused, plain = tmp_path / "fused.onnx", tmp_path / "plain.onnx"
+    a = export(model, fused, "onnx")
+    b = export(model, plain, "onnx", fuse=False)
+    assert a.max_abs_diff <= ATOL and b.max_abs_diff <= ATOL
+
+    def ops(path):
+        return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+    # BatchNorm folded away, and each Inception module's three 1x1s are one convolution.
+    assert "BatchNormalization" not in ops(fused)
+    assert ops(fused).count("Conv") == ops(plain).count("Conv") - 2 * 9
+
+
+@slow
+def test_cli_int8_export_then_predict_and_eval(tmp_path, capsys):
+    from folders import make_dataset
+
+    model = tiny_model("paper", seed=5)
+    weights = tmp_path / "w.safetensors"
+    googlenet.save_weights(model, weights)
+    calib = tmp_path / "calib"
+    write_pictures(calib / "sub", 12)
+    out = tmp_path / "w-int8.onnx"
+    code, stdout, err = run_main(capsys, "export", "--weights", weights, "--out", out, "--int8",
+                                 "--calibration", calib, "--calibration-count", 8)  # fmt: skip
+    assert code == 0, err
+    assert "calibrated on 8 images" in stdout and "top-1 agrees" in stdout
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # The int8 file is self-describing: predict and eval take it like any weights.
+    picture_paths = write_pictures(tmp_path / "pics", 2)
+    code, stdout, err = run_main(capsys, "predict", "--weights", out, "--format", "json",
+                                 *picture_paths)  # fmt: skip
+    assert code == 0, err
+    assert [r["topk"][0]["class"] for r in json.loads(stdout)] != []
+    root = make_dataset(tmp_path / "data", tuple(model.config.class_names), train=1, val=1)
+    code, stdout, err = run_main(capsys, "eval", "--weights", out, "--data", root,
+                                 "--format", "json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(stdout)["n"] == len(model.config.class_names)
+
+
+def test_cli_int8_needs_calibration_and_onnx(tmp_path, capsys):
+    model = tiny_model("paper", seed=5)
+    weights = tmp_path / "w.safetensors"
+    googlenet.save_weights(model, weights)
+    for args, message in [
+        (["--int8"], "--int8 and --calibration DIR go together"),
+        (["--int8", "--calibration", tmp_path, "--format", "torchscript"], "fused ONNX"),
+        (["--int8", "--calibration", tmp_path / "nope"], "is not a directory"),
+        (["--int8", "--calibration", tmp_path], "holds no image files"),
+    ]:
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        code, _, err = run_main(capsys, "export", "--weights", weights,
+                                "--out", tmp_path / "x.onnx", *args)  # fmt: skip
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "x.onnx").exists()

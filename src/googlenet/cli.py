@@ -177,12 +177,94 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench ----------------------------------------------------------------------------------------
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from .bench import MODES
+    from .inference import BACKENDS
+
+    p = sub.add_parser(
+        "bench",
+        help="inference and training speed against torchvision, in one process",
+        description="Time our inference path and training step against torchvision's googlenet "
+        "(eager NCHW, eager channels_last, ONNX Runtime on its export) in one process, "
+        "alternating the contenders after a warm-up: median images/s and ms per batch, "
+        "batch-1 latency, peak memory, achieved GFLOP/s and its fraction of this machine's "
+        "large-matmul FLOP/s, and the ratios of ours to each baseline.",
+    )
+    p.add_argument("--mode", choices=MODES, default="both", help="what to time (both)")
+    _preset_arg(p, default="torchvision")
+    p.add_argument("-b", "--batch-size", type=positive_int, default=32, help="batch size (32)")
+    p.add_argument("--input-size", type=input_size, default=224, help="square input side (224)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device (cpu)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (5)")
+    p.add_argument("--warmup", type=nonnegative_int, default=2, help="warm-up rounds (2)")
+    p.add_argument(
+        "--backend", choices=BACKENDS, default="auto", help="our inference backend (auto)"
+    )
+    p.add_argument("--int8", action="store_true", help="add our int8 model (CPU)")
+    p.add_argument("--compile", action="store_true", help="add torch.compile contenders (slow)")
+    p.add_argument(
+        "--ablation", action="store_true", help="add our other backends and training variants"
+    )
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
+    p.add_argument("--no-latency", action="store_true", help="skip batch-1 latency")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch/runtime threads")
+    p.add_argument("--output", type=Path, default=None, help="also write the JSON report here")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import BenchConfig, render, run_bench
+    from .fileio import atomic_write_text
+
+    if args.output is not None and not args.output.parent.is_dir():  # not after minutes of timing
+        raise GoogLeNetError(
+            f"cannot write {args.output}: directory {args.output.parent} does not exist"
+        )
+    cfg = BenchConfig(
+        mode=args.mode,
+        preset=args.preset,
+        batch_size=args.batch_size,
+        input_size=args.input_size,
+        device=args.device,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        backend=args.backend,
+        int8=args.int8,
+        compile=args.compile,
+        ablation=args.ablation,
+        memory=not args.no_memory,
+        latency=not args.no_latency,
+        threads=args.threads,
+    )
+    log = logging.getLogger(PROG)
+    report = run_bench(cfg, progress=log.info)
+    if args.output is not None:
+        atomic_write_text(args.output, render(report, "json") + "\n")
+    print(render(report, args.format))
+    return 0
+
+
 # -- predict -------------------------------------------------------------------------------------
 
 
 def _weights_arg(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--weights", type=existing_file, required=True, metavar="W", help=f"weights: {what}"
+    )
+
+
+def _backend_arg(parser: argparse.ArgumentParser) -> None:
+    from .predict import BACKENDS
+
+    parser.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        default="auto",
+        help="how PyTorch weights run: auto (the fast inference path: BatchNorm folded, 1x1s "
+        "merged, ONNX Runtime on a CPU), eager (the plain module), or one backend by name",
     )
 
 
@@ -219,7 +301,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "-j", "--workers", type=nonnegative_int, help="decoding processes (default: up to 4)"
     )
     _device_arg(p)
-    p.add_argument("--backend", default="eager", help="inference backend for PyTorch weights")
+    _backend_arg(p)
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable input")
 
 
@@ -349,19 +431,56 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         metavar="IMAGE",
         help="images to compare the export with PyTorch on (default: synthetic pictures)",
     )
+    p.add_argument(
+        "--no-fuse",
+        action="store_true",
+        help="export the plain network (default: BatchNorm folded and 1x1s merged, same logits)",
+    )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="ONNX with int8 weights and activations (static quantization, needs --calibration)",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="DIR",
+        help="--int8: a folder of representative images (e.g. the training data)",
+    )
+    p.add_argument(
+        "--calibration-count",
+        type=positive_int,
+        default=256,
+        metavar="N",
+        help="--int8: how many calibration images to use (default 256)",
+    )
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .export import calibration_batch, export, export_int8
     from .weights import load
 
+    if args.int8 and (args.format != "onnx" or args.opset or args.no_fuse):
+        raise GoogLeNetError("--int8 writes a fused ONNX file: drop --format/--opset/--no-fuse")
+    if args.int8 != bool(args.calibration):
+        raise GoogLeNetError("--int8 and --calibration DIR go together")
+    model = load(args.weights, aux_logits=False)
+    if args.int8:
+        images = calibration_batch(model.config, args.calibration, args.calibration_count)
+        q = export_int8(model, args.out, images)
+        print(
+            f"wrote {q.path} (int8 ONNX, {q.size_mb:.1f} MB), calibrated on "
+            f"{q.calibration_images} images; top-1 agrees with fp32 on "
+            f"{q.top1_agreement:.1%} of them, max |int8 - fp32| logit = {q.max_abs_diff:.3g}"
+        )
+        return 0
     result = export(
-        load(args.weights, aux_logits=False),
+        model,
         args.out,
         args.format,
         dynamic_batch=args.dynamic_batch,
         opset=args.opset,
         check_images=args.check_images,
+        fuse=not args.no_fuse,
     )
     opset = f", opset {result.opset}" if result.opset else ""
     batch = "any batch size" if result.dynamic_batch else "batch size 1"
@@ -555,7 +674,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-j", "--workers", type=nonnegative_int, default=2)
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision")
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (runs eagerly)")
+    _backend_arg(p)
     p.add_argument("--per-class", action="store_true", help="show per-class accuracy")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--output", type=Path, metavar="JSON", help="report path (default: beside W)")
@@ -573,6 +693,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         amp=args.amp,
+        backend=args.backend,
         output=args.output,
         strict=args.strict,
     )
@@ -624,6 +745,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "train": (_add_train, _run_train),
     "eval": (_add_eval, _run_eval),
     "demo": (_add_demo, _run_demo),
+    "bench": (_add_bench, _run_bench),
 }
 
 

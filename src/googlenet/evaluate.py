@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -29,15 +29,21 @@ from . import data
 from .errors import ConfigError, DataError, GoogLeNetError, WeightsError
 from .fileio import atomic_write_text
 from .metrics import plot_confusion
-from .model import GoogLeNet
+from .model import GoogLeNetConfig
+
+if TYPE_CHECKING:
+    from .predict import Predictor
 
 log = logging.getLogger(__name__)
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def forward_logits(model: nn.Module, x: Tensor) -> Tensor:
-    """The one call of a model during evaluation: N x 3 x S x S in, N x classes logits out."""
+def forward_logits(model: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """The one call of a model during evaluation: N x 3 x S x S in, N x classes logits out.
+
+    ``model`` is a GoogLeNet (validation during training) or a predictor's ``logits`` (``googlenet
+    eval``: the fast inference path, or ONNX Runtime on an exported or int8 ``.onnx``)."""
     return model(x)
 
 
@@ -99,7 +105,7 @@ class EvalCounts:
 
 @torch.no_grad()
 def evaluate(
-    models: Sequence[nn.Module],
+    models: Sequence[Callable[[Tensor], Tensor]],
     loader: torch.utils.data.DataLoader,
     device: torch.device,
     *,
@@ -115,7 +121,8 @@ def evaluate(
     to ``on_skipped`` as it comes (which may raise to stop) and counted.
     """
     for model in models:
-        model.eval()
+        if isinstance(model, nn.Module):
+            model.eval()
     k = len(loader.dataset.classes)
     label_map = label_map if label_map is not None else torch.arange(k)
     confusion = top5_hits = None
@@ -163,13 +170,13 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------
 
 
-def match_classes(model: GoogLeNet, classes: list[str], weights: str | Path) -> Tensor:
+def match_classes(config: GoogLeNetConfig, classes: list[str], weights: str | Path) -> Tensor:
     """For each class folder of the data, the index of that class in the model (see the module)."""
-    names = list(model.config.class_names or [])
+    names = list(config.class_names or [])
     if names and all(c in names for c in classes):
         return torch.tensor([names.index(c) for c in classes])
     overlap = set(names) & set(classes)
-    if model.num_classes == len(classes) and not overlap:
+    if config.num_classes == len(classes) and not overlap:
         if names:
             log.warning(
                 "%s: the class names of the weights (e.g. %r) are not the folder names (e.g. %r): "
@@ -181,18 +188,24 @@ def match_classes(model: GoogLeNet, classes: list[str], weights: str | Path) -> 
         return torch.arange(len(classes))
     missing = [c for c in classes if c not in names]
     raise WeightsError(
-        f"{weights} was trained on {model.num_classes} classes"
+        f"{weights} was trained on {config.num_classes} classes"
         + (f" that do not include the data's {missing[0]!r}" if names else "")
         + f", the data has {len(classes)} ({', '.join(classes[:3])}, ...); evaluate weights "
         "trained on these classes"
     )
 
 
-def load_models(weights: Sequence[str | Path], device: torch.device) -> list[GoogLeNet]:
-    """Load an ensemble; its members must preprocess alike and know the same classes."""
-    from .weights import load
+def load_models(
+    weights: Sequence[str | Path], device: torch.device, backend: str = "auto"
+) -> list[Predictor]:
+    """Load an ensemble; its members must preprocess alike and know the same classes.
 
-    models = [load(w).to(device).eval() for w in weights]
+    Each member is a :class:`~googlenet.predict.Predictor`: PyTorch weights run on ``backend``
+    (by default the fast inference path), ``.onnx`` files (exported, or int8) on ONNX Runtime.
+    """
+    from .predict import Predictor
+
+    models = [Predictor.from_file(w, device=device, backend=backend) for w in weights]
     first = models[0].config
     for path, model in zip(weights[1:], models[1:], strict=True):
         c = model.config
@@ -215,13 +228,16 @@ def evaluate_weights(
     workers: int = 2,
     device: str | None = None,
     amp: str | None = None,
+    backend: str = "auto",
     output: str | Path | None = None,
     strict: bool = False,
 ) -> dict[str, Any]:
     """``googlenet eval``: score weights (an ensemble if several) on an image folder.
 
     ``data_dir`` is a folder of class folders, or a dataset root with a ``val/`` inside.
-    ``batch_size`` counts crops per forward pass, so memory does not grow with ``crops``. Writes
+    ``batch_size`` counts crops per forward pass, so memory does not grow with ``crops``.
+    ``backend`` runs PyTorch weights (see :data:`googlenet.predict.BACKENDS`); with ``amp`` they
+    run eagerly under autocast, since the fast path's contract is fp32. Writes
     the report as JSON and the confusion matrix as PNG beside the first weights (or at
     ``output``) and returns the report. Unreadable images are named on stderr as they come,
     skipped and counted (``skipped`` in the report); ``strict`` stops at the first one.
@@ -230,10 +246,11 @@ def evaluate_weights(
 
     start = time.perf_counter()
     dev = pick_device(device)
-    models = load_models(weights, dev)
+    predictors = load_models(weights, dev, "eager" if amp else backend)
+    config = predictors[0].config
     folder = Path(data_dir) / "val" if (Path(data_dir) / "val").is_dir() else Path(data_dir)
-    dataset = data.ImageFolder(folder, data.EvalTransform.for_model(models[0].config, crops))
-    label_map = match_classes(models[0], dataset.classes, weights[0])
+    dataset = data.ImageFolder(folder, data.EvalTransform.for_model(config, crops))
+    label_map = match_classes(config, dataset.classes, weights[0])
     images_per_batch = max(1, batch_size // crops)
     loader = data.make_loader(
         dataset,
@@ -242,6 +259,7 @@ def evaluate_weights(
         workers,
         pin_memory=dev.type == "cuda",
     )
+    models = [p.logits for p in predictors]
     counts = evaluate(
         models, loader, dev, label_map=label_map, amp=amp, on_skipped=_skip_or_stop(strict)
     )
@@ -251,9 +269,9 @@ def evaluate_weights(
         )
     if counts.n == 0:
         raise GoogLeNetError(f"no readable image in {folder}")
-    report = _report(counts, dataset.classes, models[0], weights, folder, crops)
+    report = _report(counts, dataset.classes, config, weights, folder, crops)
     report["seconds"] = round(time.perf_counter() - start, 3)
-    _write_report(report, counts, dataset.classes, models[0], output or _beside(weights, crops))
+    _write_report(report, counts, dataset.classes, output or _beside(weights, crops))
     return report
 
 
@@ -267,7 +285,12 @@ def _skip_or_stop(strict: bool) -> Callable[[data.Skipped], None]:
 
 
 def _report(
-    counts: EvalCounts, classes: list[str], model: GoogLeNet, weights, folder: Path, crops: int
+    counts: EvalCounts,
+    classes: list[str],
+    config: GoogLeNetConfig,
+    weights,
+    folder: Path,
+    crops: int,
 ) -> dict[str, Any]:
     per_n = counts.confusion.sum(1)
     per_class = {
@@ -290,7 +313,7 @@ def _report(
         "classes": len(classes),
         "loss": round(counts.loss, 6) if math.isfinite(counts.loss) else None,
         "skipped": len(counts.skipped),
-        "input_size": model.config.input_size,
+        "input_size": config.input_size,
         "per_class": per_class,
     }
 
@@ -305,9 +328,7 @@ def _beside(weights: Sequence[str | Path], crops: int) -> Path:
     return first.with_name(f"{first.stem}{ensemble}.eval-{crops}crop.json")
 
 
-def _write_report(
-    report: dict, counts: EvalCounts, classes: list[str], model: GoogLeNet, path: str | Path
-) -> None:
+def _write_report(report: dict, counts: EvalCounts, classes: list[str], path: str | Path) -> None:
     """The JSON report and, beside it, the confusion matrix PNG (data classes x the model's
     classes among them, plus one "other" column for predictions outside the data's classes)."""
     path = Path(path)

@@ -64,6 +64,9 @@ ATOL = 1e-4
 MAX_BATCH = 4096
 
 Runner = Callable[[Tensor], Tensor]
+# What the writers take: a GoogLeNet without aux heads, or its fused inference network; both
+# are modules with a ``config``.
+ExportNet = torch.nn.Module
 
 
 class ExportError(GoogLeNetError):
@@ -181,7 +184,7 @@ def _config_json(config: GoogLeNetConfig) -> str:
 # -- ONNX ----------------------------------------------------------------------------------------
 
 
-def _write_onnx(net: GoogLeNet, example: Tensor, path: str, options: ExportOptions) -> None:
+def _write_onnx(net: ExportNet, example: Tensor, path: str, options: ExportOptions) -> None:
     import onnx
 
     opset = options.opset or DEFAULT_OPSET
@@ -309,7 +312,7 @@ def is_onnx_file(path: str | os.PathLike[str]) -> bool:
 # -- TorchScript ---------------------------------------------------------------------------------
 
 
-def _write_torchscript(net: GoogLeNet, example: Tensor, path: str, options: ExportOptions) -> None:
+def _write_torchscript(net: ExportNet, example: Tensor, path: str, options: ExportOptions) -> None:
     # Tracing, not scripting: GoogLeNet's forward is plain tensor code, and a trace has no batch
     # size baked in (checked below on a batch of another size). TorchScript is deprecated in
     # PyTorch in favour of torch.export; it is kept for the runtimes that still load it (C++
@@ -331,7 +334,7 @@ def _load_torchscript(path: str) -> Runner:
 
 
 def _write_exported_program(
-    net: GoogLeNet, example: Tensor, path: str, options: ExportOptions
+    net: ExportNet, example: Tensor, path: str, options: ExportOptions
 ) -> None:
     dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}}
     try:
@@ -415,13 +418,17 @@ def export(
     opset: int | None = None,
     check_images: Sequence[str | os.PathLike[str] | Image.Image] | None = None,
     atol: float = ATOL,
+    fuse: bool = True,
 ) -> ExportResult:
     """Export ``model`` for inference to ``path`` and check the file against PyTorch.
 
     ``dynamic_batch`` makes the batch dimension free (otherwise the file takes batches of one);
     ``opset`` picks the ONNX operator set (default 18; 9-17 through the legacy exporter).
     ``check_images`` (paths or PIL images) are what the check runs on; by default, synthetic
-    pictures. Raises :class:`ExportError` if the exporter fails or the exported logits differ
+    pictures. ``fuse`` (the default) exports the fast inference network
+    (:func:`googlenet.inference.fuse`: BatchNorm folded into the convolutions, each Inception
+    module's 1x1 convolutions merged), checked against the plain model like any export.
+    Raises :class:`ExportError` if the exporter fails or the exported logits differ
     from PyTorch's by more than ``atol``; nothing is written then.
     """
     if format not in FORMATS:
@@ -439,8 +446,8 @@ def export(
     if format == "onnx":
         _need_onnx()
 
-    net = inference_model(model)
-    images = check_batch(net.config, check_images)
+    plain = inference_model(model)
+    images = check_batch(plain.config, check_images)
     dynamic = dynamic_batch or fmt.always_dynamic_batch
     # A dynamic batch is traced with 2 images (torch.export specializes a batch of 1), then
     # checked on all of them at once: another batch size than the traced one.
@@ -448,7 +455,12 @@ def export(
     if len(example) < 2 and dynamic_batch:
         example = example.repeat(2, 1, 1, 1)
     with torch.no_grad():
-        reference = net(images)
+        reference = plain(images)
+    net: torch.nn.Module = plain
+    if fuse:
+        from .inference import fuse as fuse_network
+
+        net = fuse_network(plain, native_lrn=False)
     options = ExportOptions(dynamic_batch=dynamic_batch, opset=opset)
     diff = 0.0
 
@@ -471,6 +483,77 @@ def export(
     atomic_save(path, write_and_check)
     used_opset = (opset or DEFAULT_OPSET) if format == "onnx" else None
     return ExportResult(Path(path), format, dynamic, used_opset, diff, len(images))
+
+
+@dataclass(frozen=True)
+class Int8Result:
+    """What :func:`export_int8` wrote, and how its answers compare with the fp32 model's."""
+
+    path: Path
+    calibration_images: int
+    checked_images: int
+    top1_agreement: float  # share of checked images whose top-1 class is the fp32 model's
+    max_abs_diff: float  # of the logits: int8 is not within the fp32 1e-4, by nature
+
+    @property
+    def size_mb(self) -> float:
+        return self.path.stat().st_size / 1e6
+
+
+def calibration_batch(
+    config: GoogLeNetConfig, folder: str | os.PathLike[str], count: int = 256, seed: int = 0
+) -> Tensor:
+    """Up to ``count`` images from ``folder`` (searched recursively; a seeded sample if there are
+    more), preprocessed as the model expects (1 crop): the int8 calibration set."""
+    from .data import EvalTransform, is_image_file, open_image
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise ConfigError(f"--calibration {root} is not a directory of images")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p))
+    if not files:
+        raise ConfigError(f"--calibration {root} holds no image files")
+    if len(files) > count:
+        pick = np.random.default_rng(seed).choice(len(files), size=count, replace=False)
+        files = [files[i] for i in sorted(pick)]
+    transform = EvalTransform.for_model(config, 1)
+    batch, skipped = [], 0
+    for path in files:
+        try:
+            batch.append(transform(open_image(path))[0])
+        except GoogLeNetError as err:
+            skipped += 1
+            log.warning("calibration: skipped %s", err)
+    if not batch:
+        raise ConfigError(f"--calibration {root}: none of its {len(files)} images is readable")
+    if skipped:
+        log.warning("calibration: skipped %d unreadable image(s) of %d", skipped, len(files))
+    return torch.stack(batch)
+
+
+def export_int8(
+    model: GoogLeNet,
+    path: str | os.PathLike[str],
+    calibration: Tensor,
+    *,
+    check: Tensor | None = None,
+) -> Int8Result:
+    """Write an int8 ONNX file of ``model`` (:func:`googlenet.quantize.quantize_int8`: the fused
+    network, calibrated on ``calibration``, a normalized N x 3 x S x S batch) and compare it with
+    the fp32 model on ``check`` (default: the calibration images): top-1 agreement and logit
+    difference are reported, not bounded, since int8 rounds by design."""
+    _need_onnx()
+    from .quantize import load_int8, quantize_int8
+
+    net = inference_model(model)
+    quantize_int8(net, calibration, path)
+    images = calibration if check is None else check
+    with torch.no_grad():
+        reference = net(images)
+    got = load_int8(path, backend="onnxruntime")(images)
+    agreement = float((got.argmax(1) == reference.argmax(1)).float().mean())
+    diff = float((got - reference).abs().max())
+    return Int8Result(Path(path), len(calibration), len(images), agreement, diff)
 
 
 def _first_line(err: BaseException) -> str:
