@@ -15,6 +15,7 @@ from googlenet.inference import (
     FastLRN,
     FusedGoogLeNet,
     FusedInception,
+    SessionRunner,
     available_backends,
     default_backend,
     fold_batchnorm,
@@ -185,10 +186,19 @@ def test_session_backends_match(preset_model, backend):
 
 @pytest.mark.parametrize("backend", SESSION_BACKENDS)
 def test_batch_split_across_threads_matches(backend):
-    """With 2 threads a batch of 3 runs as slices of 2 and 1 on single-threaded sessions."""
+    """With 2 threads and split_batch a batch of 3 runs as slices of 2 and 1 on single-threaded
+    sessions (ONNX Runtime; OpenVINO runs it whole)."""
     model = _model("paper")
-    fast = optimize_for_inference(model, backend, num_threads=2)
-    _check_same(model, fast, sizes=((1, 64), (3, 64), (4, 72)))
+    run = SessionRunner(onnx_bytes(fuse(model), 64), backend, num_threads=2, split_batch=True)
+    _check_same(model, run, sizes=((1, 64), (3, 64), (4, 72)))
+
+
+def test_onnxruntime_gets_the_1x1s_apart_and_the_torch_backend_merged():
+    model = _model("torchvision")
+    ort_net = optimize_for_inference(model, "onnxruntime").module
+    torch_net = optimize_for_inference(model, "torch").module
+    assert all(m.reduce1x1 is None for m in ort_net.modules() if isinstance(m, FusedInception))
+    assert all(m.heads is None for m in torch_net.modules() if isinstance(m, FusedInception))
 
 
 @pytest.mark.parametrize("preset", ["paper", "torchvision"])

@@ -128,21 +128,26 @@ class FusedInception(nn.Module):
 
     ``reduce1x1`` computes ``conv1x1``, ``reduce3x3`` and ``reduce5x5`` at once (channels in that
     order, widths in ``splits``); the 3x3, 5x5 and pool branches are the module's own blocks.
+    With ``merge=False`` the three stay separate (``heads``): ONNX Runtime runs them faster so.
     """
 
-    def __init__(self, module: InceptionModule) -> None:
+    def __init__(self, module: InceptionModule, merge: bool = True) -> None:
         super().__init__()
         heads = [fold_batchnorm(getattr(module, n)) for n in ("conv1x1", "reduce3x3", "reduce5x5")]
         self.splits = [b.conv.out_channels for b in heads]
-        self.reduce1x1 = merge_convs(heads)
+        self.reduce1x1 = merge_convs(heads) if merge else None
+        self.heads = None if merge else nn.ModuleList(heads)
         self.conv3x3 = fold_batchnorm(module.conv3x3)
         self.conv5x5 = fold_batchnorm(module.conv5x5)
         self.pool = module.pool
         self.pool_proj = fold_batchnorm(module.pool_proj)
 
     def forward(self, x: Tensor) -> Tensor:
-        # N x C_in x H x W -> N x (c1x1 + c3x3_reduce + c5x5_reduce) x H x W, split three ways
-        b1, r3, r5 = self.reduce1x1(x).split(self.splits, 1)
+        if self.reduce1x1 is not None:
+            # N x C_in x H x W -> N x (c1x1 + c3x3_reduce + c5x5_reduce) x H x W, split in three
+            b1, r3, r5 = self.reduce1x1(x).split(self.splits, 1)
+        else:
+            b1, r3, r5 = (head(x) for head in self.heads)  # type: ignore[union-attr]
         b4 = self.pool_proj(self.pool(x))
         return torch.cat([b1, self.conv3x3(r3), self.conv5x5(r5), b4], 1)
 
@@ -202,7 +207,7 @@ class FusedGoogLeNet(nn.Module):
     LRN exportable as one operator, no auxiliary heads or dropout. Eval-only.
     """
 
-    def __init__(self, model: GoogLeNet) -> None:
+    def __init__(self, model: GoogLeNet, merge_1x1: bool = True) -> None:
         super().__init__()
         self.config: GoogLeNetConfig = model.config
         self.min_input_size = model.min_input_size
@@ -228,7 +233,7 @@ class FusedGoogLeNet(nn.Module):
         self.inceptions = nn.Sequential()
         for name, child in model.named_children():
             if isinstance(child, InceptionModule):
-                self.inceptions.add_module(name, FusedInception(child))
+                self.inceptions.add_module(name, FusedInception(child, merge_1x1))
             elif name in ("maxpool3", "maxpool4"):
                 self.inceptions.add_module(name, child)
         self.fc = copy.deepcopy(model.fc)
@@ -265,14 +270,17 @@ def _check_input(net: FusedGoogLeNet | InferenceModel, x: Tensor) -> None:
     GoogLeNet._check_input(net, x)  # type: ignore[arg-type]
 
 
-def fuse(model: GoogLeNet, *, native_lrn: bool = True) -> FusedGoogLeNet:
+def fuse(
+    model: GoogLeNet, *, native_lrn: bool = True, merge_1x1: bool = True
+) -> FusedGoogLeNet:
     """The fused inference network of ``model`` (a new module on the same device; fp32).
 
     ``native_lrn=False`` keeps LRN as elementwise ops in an ONNX export (any exporter, any
-    runtime) instead of the ``LRN`` operator (see :class:`FastLRN`)."""
+    runtime) instead of the ``LRN`` operator (see :class:`FastLRN`). ``merge_1x1=False`` keeps
+    each Inception module's three 1x1 convolutions apart (what ONNX Runtime runs fastest)."""
     if not isinstance(model, GoogLeNet):
         raise ConfigError(f"expected a GoogLeNet, got {type(model).__name__}")
-    net = FusedGoogLeNet(model)
+    net = FusedGoogLeNet(model, merge_1x1)
     for module in net.modules():
         if isinstance(module, FastLRN):
             module.native_op = native_lrn
@@ -411,15 +419,14 @@ def _numpy_in(x: Tensor) -> np.ndarray:
 class SessionRunner:
     """``images -> logits`` on an ONNX model (bytes or a path) with ONNX Runtime or OpenVINO.
 
-    Two ways to use ``num_threads`` cores, chosen per call by the batch size:
+    Two ways to use ``num_threads`` cores:
 
-    * a batch smaller than ``num_threads`` runs on one session that uses every thread (lowest
-      latency: batch 1);
-    * (ONNX Runtime) a larger batch is cut into ``num_threads`` slices that run at the same
-      time on single-threaded sessions, one slice per core.
-      Measured here at batch 32: about 1.1x one session with all threads, since each core
-      works through whole convolutions without waiting for the other at every layer (and
-      reorder and concat work is not split into slivers).
+    * one session that uses every thread (the default);
+    * with ``split_batch=True`` (ONNX Runtime), a batch of at least ``num_threads`` images is
+      cut into ``num_threads`` slices that run at the same time on single-threaded sessions,
+      one slice per core. Measured here at batch 32: about 1.1x the single session while other
+      processes loaded the machine (a core never waits for the other at a layer's end), but
+      0.95x on an idle machine, so it is off by default.
 
     Each kind of session is created on first use, so a workload of large batches holds only
     the sliced sessions and one of single images only the other (each holds its own copy of the
@@ -433,6 +440,7 @@ class SessionRunner:
         backend: str,
         num_threads: int | None = None,
         bf16: bool = False,
+        split_batch: bool = False,
     ) -> None:
         if backend not in ("onnxruntime", "openvino"):
             raise ConfigError(f"an ONNX model runs on onnxruntime or openvino, not {backend!r}")
@@ -443,6 +451,7 @@ class SessionRunner:
         # Read a file now: sessions are created later (on first use) and the file may be gone.
         self._graph = graph if isinstance(graph, bytes) else Path(graph).read_bytes()
         self._bf16 = bf16
+        self._split = split_batch and backend == "onnxruntime"
         self._lock = threading.Lock()
         self._latency: Callable[[np.ndarray], np.ndarray] | None = None
         self._sliced: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None
@@ -454,7 +463,7 @@ class SessionRunner:
         # OpenVINO runs whole batches on its own threads: its multi-stream mode, and compiled
         # models driven from worker threads, left the process to crash later (a segfault in a
         # later test), so only ONNX Runtime slices.
-        if len(array) < self.threads or self.threads == 1 or self.backend == "openvino":
+        if not self._split or len(array) < self.threads or self.threads == 1:
             logits = self._latency_run()(array)
         else:
             with self._lock:
@@ -599,7 +608,9 @@ def optimize_for_inference(
     if amp and backend == "onnxruntime":
         raise ConfigError("amp (bf16) runs on the torch, compile and openvino backends")
 
-    net = fuse(model).to(device=device, dtype=torch.float32)
+    # ONNX Runtime runs the three 1x1s faster apart: its blocked (NCHWc) layout pays a reorder
+    # at the split of a merged one (measured: 68.6 against 65.0 images/s, BENCHMARKS.md).
+    net = fuse(model, merge_1x1=backend != "onnxruntime").to(device=device, dtype=torch.float32)
     wrap = functools.partial(
         InferenceModel, net.config, backend, min_input_size=min_size, module=net
     )
