@@ -42,17 +42,30 @@ class Dist:
         return self.world > 1
 
 
-def pick_device(name: str | None, local_rank: int = 0) -> torch.device:
-    """``--device``: ``cuda`` (this process's GPU under torchrun), ``cpu``, or None for the best."""
-    if name is None:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
+def pick_device(name: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """``--device`` for every command: ``cpu``, ``cuda`` (this process's GPU under torchrun),
+    ``cuda:N``, ``mps``, or None/``auto`` for the best here (CUDA, else MPS, else the CPU).
+    An unknown or unavailable device is a one-line :class:`ConfigError`."""
+    if name is None or str(name) == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        else:
+            name = "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(
+            f"unknown device {str(name)!r}: --device must be auto, cpu, cuda, cuda:N or mps"
+        ) from err
+    if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for but CUDA is not available")
-        return torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
-    if name != "cpu":
-        raise ConfigError(f"--device must be cpu or cuda[:N], got {name!r}")
-    return torch.device("cpu")
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+        return torch.device("cuda", local_rank) if dev.index is None else dev
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: MPS is not available on this machine")
+    if dev.type not in ("cpu", "mps"):
+        raise ConfigError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {str(name)!r}")
+    return dev
 
 
 def setup(device: str | None = None) -> Dist:

@@ -69,7 +69,7 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from .errors import ConfigError, GoogLeNetError
-from .model import ConvBlock, GoogLeNet, GoogLeNetConfig, InceptionModule
+from .model import ConvBlock, GoogLeNet, GoogLeNetConfig, InceptionModule, check_input
 
 Backend = Literal["auto", "torch", "compile", "onnxruntime", "openvino"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "compile", "onnxruntime", "openvino")
@@ -245,7 +245,7 @@ class FusedGoogLeNet(nn.Module):
         return super().train(False)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input(self, x)
+        check_input(x, self.min_input_size)
         if self.input_shift is not None:
             x = x + self.input_shift
         # N x 3 x 224 x 224
@@ -264,15 +264,7 @@ class FusedGoogLeNet(nn.Module):
         return self.fc(x)
 
 
-def _check_input(net: FusedGoogLeNet | InferenceModel, x: Tensor) -> None:
-    """The model's own input check (shape, minimum size), so errors read the same."""
-    # GoogLeNet._check_input only reads ``min_input_size``, which both carry.
-    GoogLeNet._check_input(net, x)  # type: ignore[arg-type]
-
-
-def fuse(
-    model: GoogLeNet, *, native_lrn: bool = True, merge_1x1: bool = True
-) -> FusedGoogLeNet:
+def fuse(model: GoogLeNet, *, native_lrn: bool = True, merge_1x1: bool = True) -> FusedGoogLeNet:
     """The fused inference network of ``model`` (a new module on the same device; fp32).
 
     ``native_lrn=False`` keeps LRN as elementwise ops in an ONNX export (any exporter, any
@@ -391,7 +383,7 @@ class InferenceModel:
         self._run = run
 
     def __call__(self, images: Tensor) -> Tensor:
-        _check_input(self, images)
+        check_input(images, self.min_input_size)
         with torch.inference_mode():
             return self._run(images)
 
@@ -546,7 +538,7 @@ def openvino_min_input_size(model: GoogLeNet) -> int:
     pools = [model.maxpool1, model.maxpool2, model.maxpool3, model.maxpool4]
     size = model.min_input_size
     while True:
-        inputs = model._spatial_sizes(size)[:4]  # what each of the four pools reads
+        inputs = model.spatial_sizes(size)[:4]  # what each of the four pools reads
         if all(_first(p.kernel_size) <= n for p, n in zip(pools, inputs, strict=True)):
             return size
         size += 1

@@ -357,6 +357,24 @@ def _pool_out(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool
     return out
 
 
+def check_input(x: Tensor, min_input_size: int) -> None:
+    """The one input check of every form of the network (the model, its fused inference form,
+    a runtime session): an N x 3 x H x W batch no smaller than ``min_input_size``. Skipped while
+    tracing or compiling, where shapes are symbolic."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise InputSizeError(
+            f"GoogLeNet takes an N x 3 x H x W batch of RGB images, got shape {tuple(x.shape)}"
+        )
+    if min(x.shape[-2:]) < min_input_size:
+        m = min_input_size
+        raise InputSizeError(
+            f"input {x.shape[-2]}x{x.shape[-1]} is too small for GoogLeNet: the smallest size "
+            f"that works is {m}x{m} (Table 1 is for 224x224)"
+        )
+
+
 class GoogLeNet(nn.Module):
     """GoogLeNet: 22 layers with parameters, Table 1. Build it with :func:`create_model`.
 
@@ -455,7 +473,7 @@ class GoogLeNet(nn.Module):
 
     # -- sizes -----------------------------------------------------------------------------------
 
-    def _spatial_sizes(self, size: int) -> list[int]:
+    def spatial_sizes(self, size: int) -> list[int]:
         """Spatial size after each layer that changes it (conv1 and the four max pools)."""
         sizes = []
         for layer in (self.conv1.conv, self.maxpool1, self.maxpool2, self.maxpool3, self.maxpool4):
@@ -466,27 +484,17 @@ class GoogLeNet(nn.Module):
 
     def _min_input_size(self) -> int:
         size = 1
-        while min(self._spatial_sizes(size)) < 1:
+        while min(self.spatial_sizes(size)) < 1:
             size += 1
         return size
 
     def feature_size(self, input_size: int) -> int:
         """Side of the last feature map (5b) for a square input: 7 at 224."""
-        return self._spatial_sizes(input_size)[-1]
+        return self.spatial_sizes(input_size)[-1]
 
-    def _check_input(self, x: Tensor) -> None:
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise InputSizeError(
-                f"GoogLeNet takes an N x 3 x H x W batch of RGB images, got shape {tuple(x.shape)}"
-            )
-        if min(x.shape[-2:]) < self.min_input_size:
-            m = self.min_input_size
-            raise InputSizeError(
-                f"input {x.shape[-2]}x{x.shape[-1]} is too small for GoogLeNet: the smallest size "
-                f"that works is {m}x{m} (Table 1 is for 224x224)"
-            )
+    def check_input(self, x: Tensor) -> None:
+        """Raise :class:`InputSizeError` unless the network takes ``x``."""
+        check_input(x, self.min_input_size)
 
     # -- forward ---------------------------------------------------------------------------------
 
@@ -501,7 +509,7 @@ class GoogLeNet(nn.Module):
     def _forward_trunk(
         self, x: Tensor, with_aux: bool
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        self._check_input(x)
+        self.check_input(x)
         if self.config.transform_input:
             x = self._transform_input(x)
         # N x 3 x 224 x 224

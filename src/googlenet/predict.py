@@ -39,6 +39,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from .data import CROP_CHOICES, EvalTransform, is_image_file, multi_crop, normalize, open_image
+from .distributed import pick_device
 from .errors import ConfigError, DataError, WeightsError
 from .fileio import atomic_open, atomic_save
 from .model import GoogLeNet, GoogLeNetConfig
@@ -80,25 +81,6 @@ BACKENDS: dict[str, Callable[[GoogLeNet], Runner]] = {
     "eager": eager_backend,
     **{name: _fast_backend(name) for name in ("torch", "compile", "onnxruntime", "openvino")},
 }
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"``: CUDA, else MPS, else CPU. An unavailable device is a ConfigError."""
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as err:
-        raise ConfigError(f"unknown device {str(device)!r} (try cpu, cuda, cuda:1, mps)") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device}: CUDA is not available on this machine")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {device}: MPS is not available on this machine")
-    return dev
 
 
 def class_names(config: GoogLeNetConfig) -> tuple[str, ...]:
@@ -178,7 +160,7 @@ class Predictor:
             raise ConfigError(f"crops must be one of {', '.join(map(str, CROP_CHOICES))}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-        self.device = resolve_device(device)
+        self.device = pick_device(device)
         self.config: GoogLeNetConfig = model.config
         self.crops = crops
         self.batch_size = batch_size
@@ -233,7 +215,7 @@ class Predictor:
             )
         kwargs = dict(crops=crops, batch_size=batch_size)
         if is_onnx_file(path):
-            dev = resolve_device(device)
+            dev = pick_device(device)
             return cls(OnnxModel(path, device=dev), device=dev, **kwargs)
         return cls(load(path, aux_logits=False), device=device, backend=backend, **kwargs)
 
@@ -724,6 +706,5 @@ __all__ = [
     "class_activation_maps",
     "find_images",
     "predict_files",
-    "resolve_device",
     "save_cam",
 ]
