@@ -12,6 +12,7 @@ import pytest
 from googlenet.bench import BenchConfig, _peak_memory_probe, render
 
 TINY = ["--input-size", "64", "-b", "2", "--repeats", "2", "--warmup", "1", "--threads", "1"]
+TINY += ["--settle", "0.01"]
 
 
 def _check_results(section: dict, mode: str) -> None:
@@ -100,6 +101,8 @@ def test_peak_memory_probe_runs_in_a_fresh_process():
         (["--batch-size", "two"], "expected a whole number"),
         (["--input-size", "8"], "too small"),
         (["--repeats", "0"], "must be at least 1"),
+        (["--settle", "11"], "settle must be from 0 to 10"),
+        (["--settle", "-1"], "--settle"),
         (["--mode", "fast"], "invalid choice"),
         (["--backend", "tensorrt"], "invalid choice"),
     ],
@@ -119,3 +122,23 @@ def test_bad_input_is_one_line_exit_2(capsys, args, message):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert message in lines[0]
+
+
+@pytest.mark.parametrize("preset", ["torchvision", "paper"])
+def test_bench_models_keep_activations_at_a_trained_networks_scale(preset):
+    """Tiny activations would make the deep layers compute on subnormal floats, which x86 CPUs
+    run many times slower: the bench would time that, not the network."""
+    import torch
+
+    from googlenet.bench import _ours, _torchvision
+
+    cfg = BenchConfig(mode="infer", preset=preset, batch_size=2, input_size=64)
+    ours, theirs = _ours(cfg, aux=False).eval(), _torchvision(cfg, aux=False).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = ours.forward_features(x)
+        logits, baseline = ours(x), theirs(x)
+    assert 0.1 < features.abs().mean() < 100
+    assert 0.1 < logits.std() < 100 and 0.1 < baseline.std() < 100
+    if preset == "torchvision":  # the same network with the same weights: the same function
+        torch.testing.assert_close(logits, baseline, atol=1e-5, rtol=1e-5)

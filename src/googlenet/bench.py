@@ -60,6 +60,7 @@ from .inference import (
 )
 from .model import GoogLeNet, create_model
 from .speed import amp_dtype, autocast, prepare_for_training
+from .weights import convert_torchvision_state_dict
 
 MODES = ("infer", "train", "both")
 NUM_CLASSES = 1000
@@ -87,12 +88,15 @@ class BenchConfig:
     memory: bool = True
     latency: bool = True
     threads: int | None = None
+    settle: float = 0.1  # idle seconds before each timed call (see _time_rounds)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.batch_size < 1 or self.repeats < 1 or self.warmup < 0:
             raise ConfigError("batch size and repeats must be at least 1, warmup at least 0")
+        if not 0 <= self.settle <= 10:
+            raise ConfigError(f"settle must be from 0 to 10 seconds, got {self.settle}")
         if self.backend not in BACKENDS:
             raise ConfigError(
                 f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
@@ -155,24 +159,51 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def _ours(cfg: BenchConfig, aux: bool) -> GoogLeNet:
+def _realistic_weights(model: nn.Module) -> nn.Module:
+    """Random weights that keep activations at the scale of a trained network's (about 1).
+
+    Both inits the models come with shrink the signal layer after layer in eval mode
+    (torchvision's normal(0, 0.01) leaves logits of ~1e-12 after the trunk): the deep layers
+    then compute on subnormal floats, which x86 CPUs process tens of times slower, and a
+    benchmark on them measures that, not the network. He (Kaiming) normal weights on the
+    convolutions and fully connected layers keep the variance through the ReLUs."""
     _seed()
-    return create_model(
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=m.in_features**-0.5)
+    return model
+
+
+def _ours(cfg: BenchConfig, aux: bool) -> GoogLeNet:
+    """Our model. For the torchvision preset, the very weights of :func:`_torchvision`'s model,
+    so that the two compute the same function."""
+    _seed()
+    model = create_model(
         cfg.preset, num_classes=NUM_CLASSES, aux_logits=aux, input_size=cfg.input_size
     )
+    if cfg.preset == "torchvision":
+        tv = _torchvision(cfg, aux).state_dict()
+        model.load_state_dict(convert_torchvision_state_dict(tv))
+        return model
+    return _realistic_weights(model)
 
 
 def _torchvision(cfg: BenchConfig, aux: bool) -> nn.Module:
-    """torchvision's googlenet, random weights; ``transform_input`` as our preset has it."""
+    """torchvision's googlenet, :func:`_realistic_weights`; ``transform_input`` as our preset has
+    it."""
     import torchvision
 
     _seed()
     transform = cfg.preset == "torchvision"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "scipy is slow" init warning
-        return torchvision.models.googlenet(
-            weights=None, aux_logits=aux, init_weights=True, transform_input=transform
+        net = torchvision.models.googlenet(
+            weights=None, aux_logits=aux, init_weights=False, transform_input=transform
         )
+    return _realistic_weights(net)
 
 
 def _infer_call(net: Callable[[Tensor], Tensor], x: Tensor) -> Callable[[], Tensor]:
@@ -442,9 +473,14 @@ def matmul_peak(device: str, dtype: torch.dtype, repeats: int = 5) -> float:
 
 
 def _time_rounds(
-    calls: list[Callable[[], Any]], device: str, repeats: int, warmup: int
+    calls: list[Callable[[], Any]], device: str, repeats: int, warmup: int, settle: float = 0.0
 ) -> list[list[float]]:
-    """Warm up then time ``repeats`` rounds, each calling every contender once, rotated."""
+    """Warm up then time ``repeats`` rounds, each calling every contender once, rotated.
+
+    ``settle`` seconds of idle time come before each timed call: ONNX Runtime's and OpenMP's
+    worker threads spin for a while after a call returns, and on 2 cores the spinning threads
+    of one contender took a core from the next (ONNX Runtime at batch 1: 42 ms alternating
+    back to back, 17 ms with 0.1 s between calls, 15 ms alone)."""
     for _ in range(warmup):
         for call in calls:
             call()
@@ -455,6 +491,7 @@ def _time_rounds(
         order = order[r % len(order) :] + order[: r % len(order)]
         for i in order:
             _sync(device)
+            time.sleep(settle)
             t = time.perf_counter()
             calls[i]()
             _sync(device)
@@ -625,13 +662,13 @@ def _bench_mode(cfg: BenchConfig, mode: str, say: Callable[[str], None]) -> dict
     say(f"{mode}: timing {len(calls)} contenders, {cfg.warmup} warm-up + {cfg.repeats} rounds")
     if cfg.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = _time_rounds(calls, cfg.device, cfg.repeats, cfg.warmup)
+    times = _time_rounds(calls, cfg.device, cfg.repeats, cfg.warmup, cfg.settle)
     latencies: list[float | None] = [None] * len(entries)
     if mode == "infer" and cfg.latency:
         say(f"{mode}: batch-1 latency")
         x1 = x[:1].clone()
         single = [e.build(x1) for e in entries]
-        lat = _time_rounds(single, cfg.device, max(cfg.repeats, 10), max(cfg.warmup, 2))
+        lat = _time_rounds(single, cfg.device, max(cfg.repeats, 10), max(cfg.warmup, 2), cfg.settle)
         latencies = [1000 * statistics.median(t) for t in lat]
         del single
     memory: list[float | None] = [None] * len(entries)

@@ -212,6 +212,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     p.add_argument("--no-latency", action="store_true", help="skip batch-1 latency")
     p.add_argument("--threads", type=positive_int, default=None, help="torch/runtime threads")
+    p.add_argument(
+        "--settle",
+        type=nonnegative_float,
+        default=0.1,
+        help="idle seconds before each timed call, so that one contender's spinning threads "
+        "do not slow the next (0.1)",
+    )
     p.add_argument("--output", type=Path, default=None, help="also write the JSON report here")
 
 
@@ -238,6 +245,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         memory=not args.no_memory,
         latency=not args.no_latency,
         threads=args.threads,
+        settle=args.settle,
     )
     log = logging.getLogger(PROG)
     report = run_bench(cfg, progress=log.info)
