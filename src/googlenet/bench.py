@@ -244,12 +244,19 @@ def _cl(x: Tensor) -> Tensor:
 
 
 def _tv_onnxruntime(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
-    """ONNX Runtime on torchvision's googlenet exported as is (ORT folds BN itself)."""
+    """ONNX Runtime on torchvision's googlenet exported as is (ORT folds BN itself), in a session
+    with ONNX Runtime's defaults (as a user would make it) on the bench's threads."""
 
     def build(x: Tensor) -> Callable[[], Any]:
-        from .inference import onnx_bytes, ort_session
+        import onnxruntime as ort
 
-        session = ort_session(onnx_bytes(_torchvision(cfg, aux=False).eval(), cfg.input_size))
+        from .inference import onnx_bytes
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.log_severity_level = 3
+        graph = onnx_bytes(_torchvision(cfg, aux=False).eval(), cfg.input_size)
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         array = x.numpy()
         return lambda: session.run(None, {"images": array})
 

@@ -10,8 +10,9 @@ callable that gives the plain model's logits (max abs difference at most 1e-4, i
 2. **The three 1x1 convolutions that read the same input merged** (``conv1x1``, ``reduce3x3``,
    ``reduce5x5`` in every Inception module): one convolution with their output channels stacked,
    then split. A 1x1 convolution is a matrix product, and one wide product uses the cores better
-   than three thin ones (3a's reductions are only 96 and 16 wide). Exact; the gain is small in
-   the runtimes, whose blocked layouts pay a reorder at the split.
+   than three thin ones (3a's reductions are only 96 and 16 wide). Exact. For the PyTorch and
+   OpenVINO backends only: ONNX Runtime's blocked (NCHWc) layout pays a reorder at the split,
+   and it runs the three apart faster (68.6 against 65.0 images/s).
 3. **transform_input folded into conv1** (``torchvision``): the per-channel scale goes into conv1's
    weights, which is exact; the shift cannot be, since conv1 zero-pads its input and a shifted
    zero is not zero, so it stays as one add on the 3-channel input (cheap: 3 of conv1's 64 maps).
@@ -20,8 +21,9 @@ callable that gives the plain model's logits (max abs difference at most 1e-4, i
    ONNX Runtime, whichever each runs faster.
 5. **channels_last** (NHWC) memory format for the PyTorch backends: oneDNN's and cuDNN's fast
    convolution kernels are NHWC, NCHW costs a reorder around every convolution.
-6. **A batch split across cores** for ONNX Runtime (:class:`SessionRunner`): one
-   single-threaded session per core, each on a slice of the batch (about 1.1x at batch 32).
+6. **One session on all cores** for ONNX Runtime (:class:`SessionRunner`). Splitting the batch
+   across single-threaded sessions, one per core, is opt-in (``split_batch=True``): 0.95x on an
+   idle machine at batch 32, 1.1x while other processes load it; int8 files use it (1.4x).
 7. **A backend**, measured on this project's CPU (2-core AMD EPYC Zen4; BENCHMARKS.md):
 
    * ``onnxruntime``: ONNX Runtime on our fused graph: ``auto``'s choice on a CPU. OpenVINO
@@ -326,12 +328,17 @@ def _require(module: str, extra: str) -> None:
 
 
 def ort_session(model: bytes | str, num_threads: int | None = None):
-    """An ONNX Runtime CPU session with every graph optimization on (NCHWc kernels included)."""
+    """An ONNX Runtime CPU session with every graph optimization on (NCHWc kernels included).
+
+    Without ONNX Runtime's memory pattern (a plan that pre-allocates one block for all of a
+    run's activations): 150 MB less peak memory at batch 32 (1072 against 1223 MB for the
+    process), the same speed at batch 32 and batch 1."""
     _require("onnxruntime", "onnx")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_mem_pattern = False
     options.intra_op_num_threads = num_threads or torch.get_num_threads()
     options.log_severity_level = 3
     model = model if isinstance(model, bytes) else str(model)
