@@ -26,6 +26,9 @@ COMPILE=${COMPILE---compile}   # inference: set COMPILE= to skip the torch.compi
 # Compiling a training step (forward and backward, ours and torchvision's) takes minutes: it
 # does not fit in the 5-minute budget with the rest, so it is opt-in: TRAIN_COMPILE=--compile.
 TRAIN_COMPILE=${TRAIN_COMPILE:-}
+# Idle seconds before each timed call: against spinning CPU threads on a 2-core machine; a GPU
+# call ends in a synchronize, and 16 cores leave spinning threads room, so little is needed.
+SETTLE=${SETTLE:-0.01}
 OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
 
@@ -35,7 +38,8 @@ print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}",
       f"({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "")
 PY
 
-common=(--device "$DEVICE" --input-size "$SIZE" --repeats "$REPEATS" --warmup "$WARMUP" --no-memory)
+common=(--device "$DEVICE" --input-size "$SIZE" --repeats "$REPEATS" --warmup "$WARMUP" --no-memory
+        --settle "$SETTLE")
 # Each step has its own time limit, so that the whole script stays within 5 minutes.
 echo "== inference, batch $INFER_BATCH"
 timeout "$STEP_LIMIT" "$PY" -m googlenet bench --mode infer -b "$INFER_BATCH" $COMPILE "${common[@]}" \

@@ -585,6 +585,24 @@ class PredictionWriter:
             self.stream.flush()
 
 
+def _images_to_run(
+    inputs: Sequence[str | Path], report: Callable[[str], None], strict: bool = False
+) -> tuple[list[Path], list[str]]:
+    """:func:`find_images`, each problem passed to ``report``; a DataError when there is nothing
+    to run (or, with ``strict``, at the first problem)."""
+    paths, problems = find_images(inputs)
+    if strict and problems:
+        raise DataError(f"{problems[0]} (--strict: stopping at the first unreadable input)")
+    if not paths:  # nothing to do: one line says why
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(
+            problems[0] + more if problems else f"no images found in {', '.join(map(str, inputs))}"
+        )
+    for problem in problems:
+        report(problem)
+    return paths, problems
+
+
 def predict_files(
     predictor: Predictor,
     inputs: Sequence[str | os.PathLike[str]],
@@ -604,16 +622,7 @@ def predict_files(
     """
     from tqdm import tqdm
 
-    paths, problems = find_images(inputs)
-    if strict and problems:
-        raise DataError(f"{problems[0]} (--strict: stopping at the first unreadable input)")
-    if not paths:  # nothing to do: one line says why
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise DataError(
-            problems[0] + more if problems else f"no images found in {', '.join(map(str, inputs))}"
-        )
-    for problem in problems:
-        report(problem)
+    paths, problems = _images_to_run(inputs, report, strict)
     target = atomic_open(out, "w", encoding="utf-8", newline="") if out else nullcontext(sys.stdout)
     ok = failed = 0
     start = time.perf_counter()
@@ -669,14 +678,7 @@ def cam_files(
     for name in classes or []:
         predictor.class_index(name)
     _colormap(cmap)
-    paths, problems = find_images(inputs)
-    if not paths:  # nothing to do: one line says why
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise DataError(
-            problems[0] + more if problems else f"no images found in {', '.join(map(str, inputs))}"
-        )
-    for problem in problems:
-        report(problem)
+    paths, problems = _images_to_run(inputs, report)
     written = []
     failed = len(problems)
     for image_path, png in zip(paths, cam_paths(paths, Path(out)), strict=True):
