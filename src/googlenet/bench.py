@@ -4,7 +4,11 @@ Method (the point of this module is that its numbers can be trusted on a noisy, 
 
 * every contender is built first, then warmed up (``warmup`` calls each, alternating), then timed
   in ``repeats`` rounds; each round calls every contender once, in an order rotated from round to
-  round, so that a burst of load from elsewhere hits all of them alike;
+  round, so that a burst of load from elsewhere hits all of them alike, and ``settle`` idle
+  seconds before each timed call so that one contender's spinning threads do not slow the next;
+* random weights at a trained network's scale (:func:`_realistic_weights`), the same in ours and
+  torchvision's model for the torchvision preset: with the models' own inits the deep layers
+  compute on subnormal floats, which is slow on x86 and not what a trained network does;
 * the figure is the **median** time per batch (min and max are kept in the JSON);
 * ratios compare contenders **of the same run** only, three ways: the ratio of the medians
   (``ratios``, the headline), the median over rounds of the ratio within each round
