@@ -299,3 +299,31 @@ def test_cli_predict_usage_errors(capsys, weights, tmp_path):
     ):
         code, _, err = run_main(capsys, "predict", *args)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+# -- bf16 ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_amp_predicts_like_fp32_within_bf16_precision(model, predictor, backend):
+    fast = Predictor(model, device="cpu", backend=backend, amp=True)
+    images = [picture(i) for i in range(4)]
+    want, got = predictor.probabilities(images), fast.probabilities(images)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    # bf16 keeps 8 bits of mantissa: close to fp32, not equal to it
+    assert torch.allclose(got, want, atol=3e-2)
+    assert (got.argmax(1) == want.argmax(1)).float().mean() >= 0.75
+
+
+def test_amp_needs_the_fast_path(model, weights, tmp_path, capsys):
+    with pytest.raises(googlenet.ConfigError, match="not eager"):
+        Predictor(model, device="cpu", backend="eager", amp=True)
+    with pytest.raises(googlenet.ConfigError, match="runs on the torch, compile and openvino"):
+        Predictor(model, device="cpu", backend="onnxruntime", amp=True)
+    image = write_pictures(tmp_path, 1)[0]
+    code, out, _ = run_main(capsys, "predict", "--weights", weights, "--amp", "bf16", image)
+    assert code == 0 and image.name in out
+    code, _, err = run_main(
+        capsys, "predict", "--weights", weights, "--amp", "bf16", "--backend", "eager", image
+    )
+    assert code == 2 and "not eager" in err and "Traceback" not in err

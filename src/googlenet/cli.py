@@ -271,8 +271,9 @@ def _backend_arg(parser: argparse.ArgumentParser) -> None:
         "--backend",
         choices=list(BACKENDS),
         default="auto",
-        help="how PyTorch weights run: auto (the fast inference path: BatchNorm folded, 1x1s "
-        "merged, ONNX Runtime on a CPU), eager (the plain module), or one backend by name",
+        help="how PyTorch weights run: auto (the fast inference path: BatchNorm folded, ONNX "
+        "Runtime on a CPU, PyTorch channels_last on a GPU), eager (the plain module), or one "
+        "backend by name",
     )
 
 
@@ -310,6 +311,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     )
     _device_arg(p)
     _backend_arg(p)
+    p.add_argument(
+        "--amp",
+        choices=["bf16"],
+        help="compute in bfloat16 on the fast path: about 2x on a CPU with AVX512-BF16 "
+        "(OpenVINO) and the fast path on a GPU; probabilities within ~1e-2 of fp32",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable input")
 
 
@@ -322,6 +329,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         crops=args.crops,
         backend=args.backend,
         batch_size=args.batch_size,
+        amp=args.amp == "bf16",
     )
     report = _reporter(args.command)
     ok, failed = predict_files(
@@ -442,7 +450,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-fuse",
         action="store_true",
-        help="export the plain network (default: BatchNorm folded and 1x1s merged, same logits)",
+        help="export the plain network (default: BatchNorm and transform_input folded, "
+        "same logits)",
     )
     p.add_argument(
         "--int8",

@@ -555,11 +555,12 @@ def _first(v: int | tuple[int, ...]) -> int:
     return v[0] if isinstance(v, tuple) else v
 
 
-def default_backend(device: str | torch.device = "cpu") -> str:
+def default_backend(device: str | torch.device = "cpu", amp: bool = False) -> str:
     """``auto``'s choice: on a CPU ONNX Runtime if installed, else OpenVINO, else PyTorch; on
-    other devices PyTorch. Why, in the module docstring."""
+    other devices PyTorch. With ``amp`` (bf16) on a CPU: OpenVINO, else PyTorch (ONNX Runtime
+    has no bf16 convolutions). Why, in the module docstring."""
     available = available_backends(device)
-    for backend in ("onnxruntime", "openvino"):
+    for backend in ("openvino",) if amp else ("onnxruntime", "openvino"):
         if backend in available:
             return backend
     return "torch"
@@ -599,7 +600,7 @@ def optimize_for_inference(
         raise ConfigError("device cuda asked for, but no CUDA GPU is available")
     min_size = model.min_input_size
     if backend == "auto":
-        backend = default_backend(device)
+        backend = default_backend(device, amp)
         if backend == "openvino" and model.config.input_size < openvino_min_input_size(model):
             backend = "torch"  # OpenVINO would refuse the model's own input size
     if backend == "openvino":

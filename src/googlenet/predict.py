@@ -60,14 +60,15 @@ def eager_backend(model: GoogLeNet) -> Runner:
     return model
 
 
-def _fast_backend(name: str) -> Callable[[GoogLeNet], Runner]:
+def _fast_backend(name: str, amp: bool = False) -> Callable[[GoogLeNet], Runner]:
     """The fast inference path (:func:`~googlenet.inference.optimize_for_inference`) on one of
-    its backends: the same logits within 1e-4, BatchNorm folded, 1x1s merged, ONNX Runtime."""
+    its backends: the same logits within 1e-4 (BatchNorm folded; ONNX Runtime on a CPU), or
+    with ``amp`` computed in bf16 (faster, not within 1e-4)."""
 
     def factory(model: GoogLeNet) -> Runner:
         from .inference import optimize_for_inference
 
-        return optimize_for_inference(model, name)  # type: ignore[arg-type]
+        return optimize_for_inference(model, name, amp=amp)  # type: ignore[arg-type]
 
     factory.__name__ = name
     return factory
@@ -144,7 +145,9 @@ class Predictor:
     ``model`` is a :class:`GoogLeNet` (run by ``backend``, a name in :data:`BACKENDS` or a
     factory ``model -> callable``) or an exported :class:`~googlenet.export.OnnxModel` (run by
     ONNX Runtime). ``crops`` is 1 (center crop), 10 or 144 (the paper's test-time crops, whose
-    softmax probabilities are averaged).
+    softmax probabilities are averaged). ``amp=True`` runs the fast path in bf16 (OpenVINO on a
+    CPU when installed, else PyTorch autocast; the fast path on a GPU): about 1.9x on a CPU with
+    AVX512-BF16, probabilities within about 1e-2 of fp32 rather than 1e-4.
     """
 
     def __init__(
@@ -155,6 +158,7 @@ class Predictor:
         crops: int = 1,
         backend: str | Callable[[GoogLeNet], Runner] = "auto",
         batch_size: int = 32,
+        amp: bool = False,
     ) -> None:
         if crops not in CROP_CHOICES:
             raise ConfigError(f"crops must be one of {', '.join(map(str, CROP_CHOICES))}")
@@ -167,6 +171,7 @@ class Predictor:
         self.class_names = class_names(self.config)
         self.transform = EvalTransform.for_model(self.config, crops)
         self.model: GoogLeNet | None
+        self.amp = amp
         if isinstance(model, GoogLeNet):
             self.model = model.eval().to(self.device)
             if isinstance(backend, str):
@@ -177,8 +182,19 @@ class Predictor:
                 self.backend, factory = backend, BACKENDS[backend]
             else:
                 self.backend, factory = getattr(backend, "__name__", "custom"), backend
+            if amp:
+                if not isinstance(backend, str) or backend == "eager":
+                    raise ConfigError(
+                        "amp (bf16) runs on the fast inference path: use --backend auto, "
+                        "torch, compile or openvino, not eager"
+                    )
+                factory = _fast_backend(backend, amp=True)
             self._run: Runner = factory(self.model)
         else:  # an exported model that runs itself (OnnxModel)
+            if amp:
+                raise ConfigError(
+                    "amp (bf16) applies to PyTorch weights; an exported .onnx runs as exported"
+                )
             self.model, self.backend, self._run = None, "onnxruntime", model
 
     def __repr__(self) -> str:
@@ -197,6 +213,7 @@ class Predictor:
         crops: int = 1,
         backend: str | Callable[[GoogLeNet], Runner] = "auto",
         batch_size: int = 32,
+        amp: bool = False,
     ) -> Predictor:
         """A predictor for a weights file: our safetensors, a torchvision googlenet ``.pth``, one
         of our training checkpoints, or an ``.onnx`` file from ``googlenet export`` (run by ONNX
@@ -213,7 +230,7 @@ class Predictor:
                 f"{path} is a {kind} archive from `googlenet export`; predict reads our "
                 "safetensors, a torchvision .pth state dict, or an exported .onnx"
             )
-        kwargs = dict(crops=crops, batch_size=batch_size)
+        kwargs = dict(crops=crops, batch_size=batch_size, amp=amp)
         if is_onnx_file(path):
             dev = pick_device(device)
             return cls(OnnxModel(path, device=dev), device=dev, **kwargs)
