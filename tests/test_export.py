@@ -99,6 +99,8 @@ def test_predict_on_onnx_gives_the_same_answers(case):
         assert [s.prob for s in g.topk] == pytest.approx([s.prob for s in w.topk], abs=1e-5)
     with pytest.raises(googlenet.WeightsError, match="need the PyTorch weights"):
         onnx_predictor.cam(case.images[0])
+    with pytest.raises(googlenet.ConfigError, match="runs as exported"):
+        Predictor.from_file(case.onnx, amp=True)  # bf16 is for PyTorch weights
 
 
 @slow

@@ -186,7 +186,7 @@ class Predictor:
                 if not isinstance(backend, str) or backend == "eager":
                     raise ConfigError(
                         "amp (bf16) runs on the fast inference path: use --backend auto, "
-                        "torch, compile or openvino, not eager"
+                        f"torch, compile or openvino, not {self.backend}"
                     )
                 factory = _fast_backend(backend, amp=True)
             self._run: Runner = factory(self.model)
