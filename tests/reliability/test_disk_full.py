@@ -10,7 +10,6 @@ and once there is room again, ``--resume auto`` finishes the run.
 
 from __future__ import annotations
 
-import hashlib
 import resource
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from _reliability import (
     FAST,
     assert_checkpoints_readable,
     assert_one_line_error,
+    digest,
     env,
     is_root,
     main,
@@ -30,10 +30,6 @@ from _reliability import (
 )
 
 ARGS = ["train", "--data", "data", "--output-dir", "run", *FAST]
-
-
-def digest(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def one_epoch(capsys, tmp_path) -> str:

@@ -3,23 +3,18 @@ checkpoint; following the advice finishes the run."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import torch
 from _reliability import (
     FAST,
     assert_checkpoints_readable,
     assert_one_line_error,
+    digest,
     main,
     tiny_dataset,
 )
 
 ARGS = ["train", "--data", "data", "--output-dir", "run", *FAST]
-
-
-def digest(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.slow
