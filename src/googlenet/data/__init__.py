@@ -49,7 +49,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from .errors import DataError
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 

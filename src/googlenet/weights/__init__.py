@@ -25,9 +25,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .errors import ConfigError, GoogLeNetError, WeightsError
-from .fileio import atomic_save
-from .model import GoogLeNet, GoogLeNetConfig, preset_config
+from ..errors import ConfigError, GoogLeNetError, WeightsError
+from ..fileio import atomic_save
+from ..model import GoogLeNet, GoogLeNetConfig, preset_config
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import GoogLeNetError, Interrupted
+from ..errors import GoogLeNetError, Interrupted
 
 PROG = "googlenet"
 
@@ -75,7 +75,7 @@ def nonnegative_float(text: str) -> float:
 def input_size(text: str) -> int:
     """A square input side: a whole number from 1 to MAX_INPUT_SIZE (larger sizes would try to
     allocate more memory than any machine has; the network's own minimum is checked later)."""
-    from .model import MAX_INPUT_SIZE
+    from ..model import MAX_INPUT_SIZE
 
     value = positive_int(text)
     if value > MAX_INPUT_SIZE:
@@ -91,7 +91,7 @@ def existing_file(text: str) -> Path:
 
 
 def _preset_arg(parser: argparse.ArgumentParser, default: str = "paper") -> None:
-    from .model import PRESETS
+    from ..model import PRESETS
 
     parser.add_argument(
         "--preset",
@@ -126,8 +126,8 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_summary(args: argparse.Namespace) -> int:
-    from . import analysis
-    from .model import create_model
+    from .. import analysis
+    from ..model import create_model
 
     compare = [m.strip() for m in args.compare.split(",") if m.strip()] if args.compare else []
     model = create_model(args.preset, num_classes=args.num_classes)
@@ -161,7 +161,7 @@ def _add_convert_weights(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_convert_weights(args: argparse.Namespace) -> int:
-    from .weights import convert_weights
+    from ..weights import convert_weights
 
     kwargs: dict = {"num_classes": args.num_classes}
     if args.no_aux:
@@ -181,8 +181,8 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    from .bench import MODES
-    from .inference import BACKENDS
+    from ..bench import MODES
+    from ..inference import BACKENDS
 
     p = sub.add_parser(
         "bench",
@@ -223,8 +223,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from .bench import BenchConfig, render, run_bench
-    from .fileio import atomic_write_text
+    from ..bench import BenchConfig, render, run_bench
+    from ..fileio import atomic_write_text
 
     if args.output is not None and not args.output.parent.is_dir():  # not after minutes of timing
         raise GoogLeNetError(
@@ -265,7 +265,7 @@ def _weights_arg(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _backend_arg(parser: argparse.ArgumentParser) -> None:
-    from .predict import BACKENDS
+    from ..predict import BACKENDS
 
     parser.add_argument(
         "--backend",
@@ -321,7 +321,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from .predict import Predictor, predict_files
+    from ..predict import Predictor, predict_files
 
     predictor = Predictor.from_file(
         args.weights,
@@ -399,7 +399,7 @@ def _add_cam(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_cam(args: argparse.Namespace) -> int:
-    from .predict import Predictor, cam_files
+    from ..predict import Predictor, cam_files
 
     predictor = Predictor.from_file(args.weights, device=args.device)
     written, failed = cam_files(
@@ -419,7 +419,7 @@ def _run_cam(args: argparse.Namespace) -> int:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    from .export import DEFAULT_OPSET, FORMATS
+    from ..export import DEFAULT_OPSET, FORMATS
 
     p = sub.add_parser(
         "export",
@@ -473,8 +473,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .export import calibration_batch, export, export_int8
-    from .weights import load
+    from ..export import calibration_batch, export, export_int8
+    from ..weights import load
 
     if args.int8 and (args.format != "onnx" or args.opset or args.no_fuse):
         raise GoogLeNetError("--int8 writes a fused ONNX file: drop --format/--opset/--no-fuse")
@@ -512,7 +512,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from .train import TrainConfig as D
+    from ..train import TrainConfig as D
 
     p = sub.add_parser(
         "train",
@@ -640,7 +640,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from ..train import TrainConfig, train
 
     fields = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
     for key in ("scale", "ratio", "mean", "std"):
@@ -700,7 +700,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_weights, render
+    from ..evaluate import evaluate_weights, render
 
     report = evaluate_weights(
         args.weights,
@@ -722,7 +722,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    from .demo import DEMO_EPOCHS, DEMO_SIZE
+    from ..demo import DEMO_EPOCHS, DEMO_SIZE
 
     p = sub.add_parser(
         "demo",
@@ -739,7 +739,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     run_demo(
         args.output_dir,
@@ -767,7 +767,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = _Parser(
         prog=PROG,
