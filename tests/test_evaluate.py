@@ -190,7 +190,7 @@ def test_unreadable_images_are_skipped_and_reported(tmp_path, capsys, caplog):
     w = weights_file(tmp_path / "w.safetensors")
     code, out, err = run_eval(capsys, "--weights", w, "--data", tmp_path, "-j", "0")
     assert code == 2 and "skipped 1 unreadable image(s)" in out  # exit 2, as predict
-    assert "error: 1 of 6 input(s) failed" in err
+    assert "error: 1 of 7 input(s) failed" in err
     assert "skipped 1 unreadable image(s), e.g." in caplog.text and "zz.jpg" in caplog.text
 
 
