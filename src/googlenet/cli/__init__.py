@@ -182,7 +182,7 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     from ..bench import MODES
-    from ..inference import BACKENDS
+    from ..runtime.backends import BACKENDS
 
     p = sub.add_parser(
         "bench",
@@ -265,7 +265,7 @@ def _weights_arg(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _backend_arg(parser: argparse.ArgumentParser) -> None:
-    from ..predict import BACKENDS
+    from ..runtime.backends import BACKENDS
 
     parser.add_argument(
         "--backend",
@@ -321,7 +321,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from ..predict import Predictor, predict_files
+    from ..predict import predict_files
+    from ..runtime.predictor import Predictor
 
     predictor = Predictor.from_file(
         args.weights,
@@ -399,7 +400,8 @@ def _add_cam(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_cam(args: argparse.Namespace) -> int:
-    from ..predict import Predictor, cam_files
+    from ..cam import cam_files
+    from ..runtime.predictor import Predictor
 
     predictor = Predictor.from_file(args.weights, device=args.device)
     written, failed = cam_files(
