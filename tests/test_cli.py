@@ -20,7 +20,7 @@ import googlenet
 from googlenet import cli
 from googlenet.cli import args as cli_args
 from googlenet.model import PRESETS
-from googlenet.predict import BACKENDS
+from googlenet.runtime.backends import BACKENDS
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:

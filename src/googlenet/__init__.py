@@ -27,10 +27,12 @@ __version__ = "0.1.0"
 # Inference imports torchvision's transforms (a second or more): loaded on first use, so that
 # `import googlenet` and `googlenet --help` stay fast.
 _LAZY = {
-    "Predictor": "predict",
-    "Prediction": "predict",
-    "ClassScore": "predict",
-    "ClassActivationMap": "predict",
+    "Predictor": "runtime.predictor",
+    "Prediction": "runtime.predictor",
+    "ClassScore": "runtime.predictor",
+    "ClassActivationMap": "runtime.cam",
+    "optimize_for_inference": "runtime.backends",
+    "InferenceModel": "runtime.backends",
 }
 
 

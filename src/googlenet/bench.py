@@ -24,12 +24,13 @@ Method (the point of this module is that its numbers can be trusted on a noisy, 
   that contender (``VmHWM`` after resetting it once the contender is built, so export and
   compilation are not counted); on CUDA ``torch.cuda.max_memory_allocated`` around its calls.
 
-Contenders, inference: ours (:func:`googlenet.inference.optimize_for_inference`, the ``auto``
+Contenders, inference: ours (:func:`googlenet.runtime.backends.optimize_for_inference`, the ``auto``
 backend unless ``--backend`` says), torchvision's googlenet in eager mode (NCHW, channels_last)
 and ONNX Runtime running torchvision's model exported to ONNX; ``--int8`` adds our int8 file.
 Training: one step (forward with the auxiliary heads, loss = main + 0.3 * (aux1 + aux2), backward,
-SGD with momentum) of ours (:func:`googlenet.speed.prepare_for_training` and bf16 autocast) and
-of torchvision's googlenet, NCHW, channels_last, and channels_last with the same bf16 autocast.
+SGD with momentum) of ours (:func:`googlenet.runtime.training.prepare_for_training` and bf16
+autocast) and of torchvision's googlenet, NCHW, channels_last, and channels_last with the same
+bf16 autocast.
 On CUDA: eager fp32, eager AMP (bf16) channels_last and, with ``--compile``, compiled.
 """
 
@@ -55,15 +56,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .inference import (
+from .model import GoogLeNet, create_model
+from .runtime.backends import (
     BACKENDS,
     available_backends,
     compile_module,
     default_backend,
     optimize_for_inference,
 )
-from .model import GoogLeNet, create_model
-from .speed import amp_dtype, autocast, prepare_for_training
+from .runtime.device import amp_dtype, autocast
+from .runtime.training import prepare_for_training
 from .weights import convert_torchvision_state_dict
 
 MODES = ("infer", "train", "both")
@@ -254,7 +256,7 @@ def _tv_onnxruntime(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
     def build(x: Tensor) -> Callable[[], Any]:
         import onnxruntime as ort
 
-        from .inference import onnx_bytes
+        from .runtime.sessions import onnx_bytes
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
@@ -269,7 +271,7 @@ def _tv_onnxruntime(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
 
 def _int8(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
     def build(x: Tensor) -> Callable[[], Any]:
-        from .quantize import load_int8, quantize_int8
+        from .runtime.int8 import load_int8, quantize_int8
 
         _seed()
         calibration = torch.randn(2 * cfg.batch_size, 3, cfg.input_size, cfg.input_size)

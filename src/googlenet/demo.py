@@ -147,7 +147,7 @@ def _show_predictions(weights: Path, val_dir: Path, count: int = 6) -> None:
     import torch
 
     from .data import EvalTransform, open_image
-    from .evaluate import forward_logits
+    from .runtime.evaluation import forward_logits
     from .weights import load
 
     model = load(weights).eval()

@@ -40,13 +40,15 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from . import data, distributed, faults
-from .distributed import Dist
+from . import data, faults
 from .errors import ConfigError, DataError, GoogLeNetError, Interrupted
-from .evaluate import AMP_DTYPES, evaluate
 from .fileio import atomic_write_text, remove_stale_temporaries, torch_save
 from .metrics import MetricsLog, plot_curves
 from .model import GoogLeNet, GoogLeNetConfig, GoogLeNetOutputs, create_model
+from .runtime import distributed
+from .runtime.device import AMP_DTYPES
+from .runtime.distributed import Dist
+from .runtime.evaluation import evaluate
 from .weights import load, save_weights
 
 log = logging.getLogger(__name__)

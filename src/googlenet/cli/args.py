@@ -197,7 +197,7 @@ def add_workers(parser: argparse.ArgumentParser, default: int | None, note: str 
 
 
 def add_backend(parser: argparse.ArgumentParser) -> None:
-    from ..predict import BACKENDS
+    from ..runtime.backends import BACKENDS
 
     parser.add_argument(
         "--backend",
@@ -288,7 +288,7 @@ def resolve_amp(amp: str, device: str, *, training: bool) -> str | None:
         return amp
     import torch
 
-    from ..distributed import pick_device
+    from ..runtime.device import pick_device
 
     gpu = pick_device(device).type == "cuda"
     return "bf16" if gpu and torch.cuda.is_bf16_supported() else None

@@ -55,7 +55,8 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict import Predictor, cam_files
+    from ..cam import cam_files
+    from ..runtime.predictor import Predictor
 
     predictor = Predictor.from_file(args.weights, device=args.device)
     written, failed = cam_files(

@@ -51,7 +51,8 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict import Predictor, predict_files
+    from ..predict import predict_files
+    from ..runtime.predictor import Predictor
 
     if args.output is not None:
         refuse_overwrite([args.output], args.force)

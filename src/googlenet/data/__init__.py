@@ -31,6 +31,7 @@ unreadable file becomes a :class:`Skipped` that :func:`collate` sets aside for t
 
 from __future__ import annotations
 
+import glob
 import itertools
 import logging
 import math
@@ -38,7 +39,7 @@ import os
 import signal
 import stat
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -635,3 +636,52 @@ def ignore_stop_signals(worker_id: int = 0) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def find_images(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
+    """Files, folders (recursively, image extensions only) and glob patterns -> image paths in a
+    stable order, and a one-line problem for each input that names nothing."""
+    found: dict[Path, None] = {}
+    problems = []
+
+    def add_dir(directory: Path) -> None:
+        for root, dirs, files in os.walk(directory):
+            dirs.sort()
+            found.update((Path(root) / f, None) for f in sorted(files) if is_image_file(f))
+
+    for text in map(str, inputs):
+        path = Path(text)
+        if path.is_dir():
+            add_dir(path)
+        elif path.is_file():
+            found[path] = None  # named explicitly: tried whatever its extension
+        elif glob.has_magic(text):
+            matches = sorted(glob.glob(text, recursive=True))
+            for match in map(Path, matches):
+                if match.is_dir():
+                    add_dir(match)
+                elif is_image_file(match):
+                    found[match] = None
+            if not matches:
+                problems.append(f"{text}: no file matches this pattern")
+        else:
+            problems.append(f"{text}: no such file or directory")
+    return list(found), problems
+
+
+def collect_images(
+    inputs: Sequence[str | Path], report: Callable[[str], None], strict: bool = False
+) -> tuple[list[Path], list[str]]:
+    """:func:`find_images`, each problem passed to ``report``; a DataError when there is nothing
+    to run (or, with ``strict``, at the first problem)."""
+    paths, problems = find_images(inputs)
+    if strict and problems:
+        raise DataError(f"{problems[0]} (--strict: stopping at the first unreadable input)")
+    if not paths:  # nothing to do: one line says why
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(
+            problems[0] + more if problems else f"no images found in {', '.join(map(str, inputs))}"
+        )
+    for problem in problems:
+        report(problem)
+    return paths, problems

@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..errors import ConfigError, GoogLeNetError, WeightsError
+from ..errors import ConfigError, GoogLeNetError, WeightsError, first_line
 from ..fileio import atomic_save
 from ..model import GoogLeNet, GoogLeNetConfig, preset_config
 
@@ -75,7 +75,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as err:
         raise WeightsError(
-            f"{path} is not a readable safetensors file ({_first_line(err)})"
+            f"{path} is not a readable safetensors file ({first_line(err)})"
         ) from err
 
 
@@ -86,7 +86,7 @@ def _load_safetensors(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tens
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise WeightsError(
-            f"{path} is not a readable safetensors file ({_first_line(err)})"
+            f"{path} is not a readable safetensors file ({first_line(err)})"
         ) from err
     if CONFIG_KEY not in meta:
         if _looks_like_torchvision(tensors):
@@ -317,7 +317,7 @@ def _torch_load(path: Path) -> Any:
             "use a state dict or safetensors"
         ) from err
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise WeightsError(f"{path} is not a readable PyTorch file ({_first_line(err)})") from err
+        raise WeightsError(f"{path} is not a readable PyTorch file ({first_line(err)})") from err
 
 
 def _from_pickled(path: Path, obj: Any) -> tuple[GoogLeNetConfig, dict[str, torch.Tensor]]:
@@ -359,11 +359,6 @@ def _existing(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
 def convert_weights(
     src: str | os.PathLike[str], dst: str | os.PathLike[str], **load_kwargs
 ) -> GoogLeNet:
@@ -373,3 +368,20 @@ def convert_weights(
     model = load(src, **load_kwargs)
     save_weights(model, dst, metadata={"converted_from": Path(src).name})
     return model
+
+
+def describe_archive(path: str | os.PathLike[str]) -> str | None:
+    """``"TorchScript"`` or ``"ExportedProgram"`` for an archive :func:`export` wrote, else None.
+
+    Such archives are not weights ``--weights`` can read; this lets the error say what they are.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if any("/code/__torch__/" in n for n in names):
+        return "TorchScript"
+    if any(n.endswith("/archive_format") for n in names):
+        return "ExportedProgram"
+    return None

@@ -21,15 +21,12 @@ are in BENCHMARKS.md):
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import ConfigError
-from .model import GoogLeNet, InceptionModule
+from ..errors import ConfigError
+from ..model import GoogLeNet, InceptionModule
 
 
 class MergedInception(InceptionModule):
@@ -166,32 +163,3 @@ def prepare_for_training(
 def to_channels_last(x: Tensor) -> Tensor:
     """A 4-D batch in channels_last memory format (a no-op if it already is)."""
     return x.contiguous(memory_format=torch.channels_last)
-
-
-def amp_dtype(device: str | torch.device) -> torch.dtype | None:
-    """bf16 where the hardware does it fast (AVX512-BF16/AMX CPUs, CUDA since Ampere), else None."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu":
-        # torch's own probes (private, hence the getattr): AVX512-BF16 or AMX tiles.
-        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        fast = any(getattr(torch.cpu, p, lambda: False)() for p in probes)
-        return torch.bfloat16 if fast else None
-    return None
-
-
-@contextlib.contextmanager
-def autocast(device: str | torch.device, enabled: bool = True) -> Iterator[None]:
-    """bf16 autocast for forward and loss (fp16 on pre-Ampere GPUs: use a GradScaler there).
-
-    A no-op where the hardware has no fast bf16 (:func:`amp_dtype` is None) or ``enabled`` is
-    false, so the loop can always wrap its step in it.
-    """
-    device = torch.device(device)
-    dtype = amp_dtype(device) if enabled else None
-    if dtype is None:
-        yield
-        return
-    with torch.autocast(device.type, dtype=dtype):
-        yield

@@ -1,7 +1,7 @@
 """int8: post-training static quantization of the fused network, and running the result.
 
 :func:`quantize_int8` takes a :class:`~googlenet.model.GoogLeNet` (or an fp32 ONNX file of one),
-exports the fused inference graph (BN folded, 1x1s merged: see :mod:`googlenet.inference`),
+exports the fused inference graph (BN folded, 1x1s merged: see :mod:`googlenet.runtime.backends`),
 calibrates activation ranges on real images and writes an int8 ONNX file in QDQ form
 (QuantizeLinear/DequantizeLinear around each convolution): any ONNX runtime reads it, and both
 ONNX Runtime and OpenVINO turn the pairs into int8 kernels (AVX512-VNNI on this CPU).
@@ -37,19 +37,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import ConfigError, WeightsError
-from .fileio import atomic_save
-from .inference import (
+from ..errors import ConfigError, WeightsError, require
+from ..fileio import atomic_save
+from ..model import GoogLeNet, GoogLeNetConfig
+from ..weights import CONFIG_KEY, config_from_json
+from .backends import (
     InferenceModel,
-    _require,
     default_backend,
     fuse,
     onnx_bytes,
     openvino_min_input_size,
     session_runner,
 )
-from .model import GoogLeNet, GoogLeNetConfig
-from .weights import CONFIG_KEY, config_from_json
 
 INPUT_NAME = "images"
 
@@ -113,7 +112,7 @@ def quantize_int8(
     (normalized, N x 3 x H x W, at the size the model will see), a tensor or an iterable of
     batches; a few hundred representative images. Written atomically; returns ``out_path``.
     """
-    _require("onnxruntime", "onnx")
+    require("onnxruntime", extra="onnx")
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -199,7 +198,7 @@ def load_int8(
     """An int8 file from :func:`quantize_int8`, ready to call: ``model(images) -> logits``.
 
     ``backend``: ``onnxruntime``, ``openvino`` or ``auto`` (the CPU default of
-    :func:`~googlenet.inference.default_backend`).
+    :func:`~googlenet.runtime.backends.default_backend`).
     """
     config = read_config(path)
     # Sizes only (no weights are read): the smallest input, and OpenVINO's (see inference).
