@@ -8,21 +8,9 @@ from pathlib import Path
 from ..errors import GoogLeNetError
 from .args import add_alias, add_format, add_output, add_weights, positive_int, refuse_overwrite
 
-CONTRACT = (
-    "Every file takes float32 images of shape N x 3 x S x S (N any batch size unless "
-    "--static-batch; S the weights' input size, 224 for ImageNet weights): RGB (EXIF "
-    "orientation applied), the short side resized (bilinear, antialiased) to 256 x S / 224 "
-    "(256 for 224), center-cropped to S x S, scaled to [0, 1], then "
-    "normalized with the mean and std stored in the file (ImageNet's: 0.485 0.456 0.406 / "
-    "0.229 0.224 0.225). It returns N x classes logits (softmax them for probabilities). The "
-    "configuration (class names, input size, mean, std) is stored as JSON: ONNX "
-    "metadata_props['googlenet.config']; TorchScript and ExportedProgram: the "
-    "googlenet.config.json extra file in the archive."
-)
-
 
 def add(sub: argparse._SubParsersAction) -> None:
-    from ..export import DEFAULT_OPSET, FORMATS
+    from ..export import DEFAULT_OPSET, FORMATS, INPUT_CONTRACT
 
     p = sub.add_parser(
         "export",
@@ -30,7 +18,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         description="Export the model for inference (auxiliary heads removed, eval mode, the "
         "configuration stored in the file) and check the written file against PyTorch on "
         "sample images: max |difference| of the logits at most 1e-4, and onnx.checker for ONNX. "
-        + CONTRACT,
+        + INPUT_CONTRACT,
     )
     add_weights(p, "our .safetensors or a torchvision googlenet .pth")
     add_format(p, FORMATS, "onnx")
@@ -82,7 +70,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import FORMATS
+    from ..export import FORMATS, input_contract
     from ..weights import load
 
     if args.int8 and (args.format != "onnx" or args.opset or args.no_fuse):
@@ -92,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if args.static_batch and args.dynamic_batch:
         raise GoogLeNetError("--static-batch and --dynamic-batch contradict each other")
     out = args.output or Path(args.weights).with_suffix(FORMATS[args.format].suffix)
+    if out.resolve() == Path(args.weights).resolve():
+        raise GoogLeNetError(f"{out} is the weights file itself: name another with -o FILE")
     refuse_overwrite([out], args.force)
     model = load(args.weights, aux_logits=False)
     if args.int8:
@@ -113,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {result.path} ({result.format}{opset}, {batch}, {result.size_mb:.1f} MB); "
         f"max |exported - PyTorch| = {result.max_abs_diff:.2g} on {result.checked_images} images"
     )
-    print(_contract(model.config, result.dynamic_batch))
+    print(input_contract(model.config, result.dynamic_batch))
     return 0
 
 
 def _int8(model, out: Path, args: argparse.Namespace) -> int:
-    from ..export import calibration_batch, export_int8
+    from ..export import calibration_batch, export_int8, input_contract
 
     images = calibration_batch(model.config, args.calibration, args.calibration_count)
     q = export_int8(model, out, images)
@@ -127,21 +117,5 @@ def _int8(model, out: Path, args: argparse.Namespace) -> int:
         f"{q.calibration_images} images; top-1 agrees with fp32 on "
         f"{q.top1_agreement:.1%} of them, max |int8 - fp32| logit = {q.max_abs_diff:.3g}"
     )
-    print(_contract(model.config, True))
+    print(input_contract(model.config))
     return 0
-
-
-def _contract(config, dynamic: bool) -> str:
-    """What the written file takes, with this model's own numbers."""
-    from ..data import resize_size
-
-    s = config.input_size
-    resize = resize_size(s)
-    mean = " ".join(f"{v:g}" for v in config.mean)
-    std = " ".join(f"{v:g}" for v in config.std)
-    batch = "N" if dynamic else "1"
-    return (
-        f"input: float32 {batch} x 3 x {s} x {s}, RGB, resize the short side to {resize}, "
-        f"center-crop {s}, scale to [0, 1], normalize with mean {mean} and std {std}; "
-        f"output: {batch} x {config.num_classes} logits"
-    )
