@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import GoogLeNetError
+from ..fileio import refuse_overwrite  # noqa: F401  (one rule for every writer)
 
 PROG = "googlenet"
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
@@ -251,16 +251,6 @@ def add_force(parser: argparse.ArgumentParser) -> None:
 
 
 # -- running: refusals, progress lines, exit codes -----------------------------------------------
-
-
-def refuse_overwrite(paths: Iterable[Path], force: bool) -> None:
-    """One line, before any work, if an output exists and ``--force`` was not given."""
-    if force:
-        return
-    there = [p for p in paths if p.exists()]
-    if there:
-        more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
-        raise GoogLeNetError(f"{there[0]} already exists{more}: pass --force to overwrite it")
 
 
 def reporter(command: str) -> Callable[[str], None]:

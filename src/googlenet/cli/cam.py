@@ -68,5 +68,6 @@ def run(args: argparse.Namespace) -> int:
         cmap=args.cmap,
         alpha=args.alpha,
         report=reporter(args.command),
+        force=args.force,
     )
     return failures(args.command, len(written), failed)
