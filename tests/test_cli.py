@@ -229,3 +229,17 @@ def test_topk_beyond_the_classes_is_capped_with_a_note(weights, tmp_path):
     make_image_folder(tmp_path, classes=("a",), per_class=1)
     code, err = run("predict", tmp_path / "a", "--weights", weights, "--topk", "10", "-j", "0")
     assert code == 0 and "--topk 10, but the model knows 2 classes" in err
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(weights, tmp_path, monkeypatch, caplog):
+    import googlenet.evaluate
+    import googlenet.predict
+
+    monkeypatch.setattr(googlenet.predict, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(googlenet.evaluate, "PROGRESS_EVERY_S", 0.0)
+    make_image_folder(tmp_path / "val", classes=("a", "b"), per_class=2)
+    code, err = run("predict", tmp_path / "val", "--weights", weights, "-j", "0")
+    assert code == 0 and "1/4 image(s)" in err and "eta" in err, err
+    code, err = run("eval", "--weights", weights, "--data", tmp_path, "-j", "0", "-b", "1",
+                    "-o", tmp_path / "r.json")  # fmt: skip
+    assert code == 0 and "eval: 1/4 batches, eta" in caplog.text, err

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .runtime.predictor import Predictor
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 10.0  # plain progress lines when stderr is not a terminal
 
 
 from .runtime.evaluation import EvalCounts, evaluate  # noqa: E402
@@ -221,8 +222,8 @@ def run_labels(weights: Sequence[str | Path]) -> list[str]:
 
 
 class _Progress:
-    """The loader, shown as it goes: a tqdm bar on a terminal, else a log line (with an ETA)
-    about every 10% of the batches."""
+    """The loader, shown as it goes: a tqdm bar on a terminal, else a log line with an ETA every
+    ``PROGRESS_EVERY_S`` seconds."""
 
     def __init__(self, loader, crops: int) -> None:
         self.loader, self.dataset, self.crops = loader, loader.dataset, crops
@@ -234,16 +235,16 @@ class _Progress:
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            yield from tqdm(
-                self.loader, desc=f"eval, {self.crops} crop(s)", unit="batch", leave=False
-            )
+            desc = f"eval, {self.crops} crop(s)"
+            yield from tqdm(self.loader, desc=desc, unit="batch", leave=False)
             return
-        total, start = len(self.loader), time.perf_counter()
-        every = max(1, total // 10)
+        total = len(self.loader)
+        start = shown = time.perf_counter()
         for i, batch in enumerate(self.loader, 1):
             yield batch
-            if i % every == 0 and i < total:
-                eta = (time.perf_counter() - start) * (total - i) / i
+            if time.perf_counter() - shown >= PROGRESS_EVERY_S and i < total:
+                shown = time.perf_counter()
+                eta = (shown - start) * (total - i) / i
                 log.info("eval: %d/%d batches, eta %.0fs", i, total, eta)
 
 

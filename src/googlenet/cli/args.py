@@ -125,9 +125,15 @@ def device_name(text: str) -> str:
 # -- one helper per shared flag ------------------------------------------------------------------
 
 
-def add_alias(parser: argparse.ArgumentParser, *names: str, dest: str, **kwargs: Any) -> None:
-    """Old spellings that keep working, hidden from --help (which names the current one)."""
+def add_alias(
+    parser: argparse.ArgumentParser, *names: str, dest: str, now: str, **kwargs: Any
+) -> None:
+    """Old spellings that keep working: hidden from the option list, named once at the end of
+    --help (``now``: what to write instead)."""
     parser.add_argument(*names, dest=dest, help=argparse.SUPPRESS, default=None, **kwargs)
+    note = f"{'/'.join(names)} (now {now})"
+    old = parser.epilog.removeprefix("Still accepted: ").removesuffix(".") if parser.epilog else ""
+    parser.epilog = f"Still accepted: {old + ', ' if old else ''}{note}."
 
 
 def add_preset(parser: argparse.ArgumentParser) -> None:
@@ -242,7 +248,7 @@ def add_output(
     """``-o/--output`` (what the command writes) and ``--force``; ``old``: hidden aliases."""
     parser.add_argument("-o", "--output", type=Path, metavar=metavar, help=what)
     for name in old:
-        add_alias(parser, name, dest="output", type=Path, metavar=metavar)
+        add_alias(parser, name, dest="output", now="-o/--output", type=Path, metavar=metavar)
     add_force(parser)
 
 

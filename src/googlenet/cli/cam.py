@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .args import (
+    add_alias,
     add_device,
     add_force,
     add_weights,
@@ -45,7 +46,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="a .png for one image, else a folder (created) for one <name>_cam.png per image",
     )
-    p.add_argument("--out", dest="output", type=Path, help=argparse.SUPPRESS)
+    add_alias(p, "--out", dest="output", now="-o/--output", type=Path)
     add_force(p)
     p.add_argument("--cmap", default="jet", help="matplotlib colormap")
     p.add_argument(

@@ -32,7 +32,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fix the batch size to 1 (default: any batch size; TorchScript is always dynamic)",
     )
-    add_alias(p, "--dynamic-batch", dest="dynamic_batch", action="store_true")
+    add_alias(p, "--dynamic-batch", dest="dynamic_batch", now="the default", action="store_true")
     p.add_argument(
         "--opset",
         type=positive_int,
