@@ -150,7 +150,7 @@ def evaluate_weights(
         raise GoogLeNetError(f"no readable image in {folder}")
     report = _report(counts, dataset.classes, config, weights, folder, crops)
     report["seconds"] = round(time.perf_counter() - start, 3)
-    _write_report(report, counts, dataset.classes, output or _beside(weights, crops))
+    _write_report(report, counts, dataset.classes, output or default_report_path(weights, crops))
     return report
 
 
@@ -252,7 +252,8 @@ def _pct(hits, n) -> float | None:
     return round(100.0 * float(hits) / float(n), 4) if n else None
 
 
-def _beside(weights: Sequence[str | Path], crops: int) -> Path:
+def default_report_path(weights: Sequence[str | Path], crops: int) -> Path:
+    """Where ``eval`` writes its JSON report by default: beside the first weights."""
     first = Path(weights[0])
     ensemble = f".ensemble{len(weights)}" if len(weights) > 1 else ""
     return first.with_name(f"{first.stem}{ensemble}.eval-{crops}crop.json")

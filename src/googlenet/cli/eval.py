@@ -48,9 +48,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import _beside, evaluate_weights, render
+    from ..evaluate import default_report_path, evaluate_weights, render
 
-    report_path = args.output or _beside(args.weights, args.crops)
+    report_path = args.output or default_report_path(args.weights, args.crops)
     refuse_overwrite([report_path, report_path.with_suffix(".confusion.png")], args.force)
     report = evaluate_weights(
         args.weights,
