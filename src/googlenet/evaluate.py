@@ -2,7 +2,7 @@
 
 As in the paper (section 7), the softmax probabilities are averaged over the crops of an image
 and over the models of an ensemble, and the averaged distribution is what is ranked. Every
-forward pass goes through :func:`forward_logits`, the single place where a model is called.
+forward pass goes through :meth:`~googlenet.runtime.predictor.Predictor.logits`, as in `predict`.
 
 The data's classes are matched to the weights' by name (a folder of 10 ImageNet classes can be
 scored by a 1,000-class model); where the names do not overlap at all but the counts agree

@@ -5,7 +5,7 @@ Decoding (:func:`open_image`) turns every common image mode into 8-bit RGB (gray
 RGBA, CMYK, 16-bit), applies the EXIF orientation, and refuses decompression bombs; a file that
 cannot be decoded raises :class:`DataError` naming it.
 
-Evaluation crops follow the paper (SPEC section 2), scaled to the model's input size ``S``
+Evaluation crops follow the paper (section 7), scaled to the model's input size ``S``
 (224 in the paper; every length below is multiplied by ``S / 224``):
 
 * 1 crop   -- resize the shorter side to 256, take the center ``S x S``.

@@ -65,7 +65,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..model import GoogLeNet, GoogLeNetConfig, check_input
 from .fuse import FusedGoogLeNet, fuse
-from .sessions import onnx_bytes, session_runner
+from .sessions import SessionRunner, onnx_bytes
 
 # "auto" picks the fastest for the device (default_backend); "eager" runs the GoogLeNet module
 # itself, unfused: the reference every other backend is tested against.
@@ -218,7 +218,7 @@ def optimize_for_inference(
     )
     if backend in ("onnxruntime", "openvino"):
         graph = onnx_bytes(net.cpu(), model.config.input_size, native_lrn=backend == "openvino")
-        return wrap(session_runner(graph, backend, num_threads, bf16=amp))
+        return wrap(SessionRunner(graph, backend, num_threads, bf16=amp))
 
     if channels_last:
         net = net.to(memory_format=torch.channels_last)

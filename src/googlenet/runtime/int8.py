@@ -47,8 +47,8 @@ from .backends import (
     fuse,
     onnx_bytes,
     openvino_min_input_size,
-    session_runner,
 )
+from .sessions import SessionRunner
 
 INPUT_NAME = "images"
 
@@ -214,5 +214,5 @@ def load_int8(
     # int8 runs 1.4x faster with the batch split over single-threaded sessions, one per core
     # (198.6 against 139.8 images/s at batch 32 on the idle 2-core machine, BENCHMARKS.md):
     # ONNX Runtime's quantized kernels leave one of two threads idle much of the time.
-    run = session_runner(str(path), backend, num_threads, split_batch=True)
+    run = SessionRunner(str(path), backend, num_threads, split_batch=True)
     return InferenceModel(config, f"{backend}-int8", run, min_input_size=min_size)

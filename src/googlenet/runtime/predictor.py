@@ -35,6 +35,7 @@ from ..model import GoogLeNet, GoogLeNetConfig
 from .backends import optimize_for_inference
 from .cam import ClassActivationMap, cam_input, class_activation_maps
 from .device import pick_device
+from .evaluation import crop_average
 from .sessions import OnnxModel, is_onnx_file
 
 ImageInput = str | os.PathLike | Image.Image | Tensor
@@ -196,8 +197,7 @@ class Predictor:
     def _probabilities(self, crops: Tensor) -> Tensor:
         """N x crops x 3 x S x S -> N x num_classes softmax probabilities averaged over crops."""
         n, c = crops.shape[:2]
-        logits = self.logits(crops.flatten(0, 1)).float()
-        return logits.softmax(-1).view(n, c, -1).mean(1).cpu()
+        return crop_average(self.logits(crops.flatten(0, 1)), c).cpu()
 
     def _predict_crops(self, items: list[tuple[str, Tensor]], topk: int) -> list[Prediction]:
         """(path, crops x 3 x S x S) pairs -> their predictions, as one batch."""
