@@ -159,6 +159,7 @@ class Predictor:
         backend: str | Callable[[GoogLeNet], Runner] = "auto",
         batch_size: int = 32,
         amp: bool = False,
+        resize: str = "shorter",
     ) -> None:
         if crops not in CROP_CHOICES:
             raise ConfigError(f"crops must be one of {', '.join(map(str, CROP_CHOICES))}")
@@ -169,7 +170,8 @@ class Predictor:
         self.crops = crops
         self.batch_size = batch_size
         self.class_names = class_names(self.config)
-        self.transform = EvalTransform.for_model(self.config, crops)
+        self.transform = EvalTransform.for_model(self.config, crops, resize)
+        self.resize = resize
         self.model: GoogLeNet | None
         self.amp = amp
         if isinstance(model, GoogLeNet):
@@ -214,6 +216,7 @@ class Predictor:
         backend: str | Callable[[GoogLeNet], Runner] = "auto",
         batch_size: int = 32,
         amp: bool = False,
+        resize: str = "shorter",
     ) -> Predictor:
         """A predictor for a weights file: our safetensors, a torchvision googlenet ``.pth``, one
         of our training checkpoints, or an ``.onnx`` file from ``googlenet export`` (run by ONNX
@@ -230,7 +233,7 @@ class Predictor:
                 f"{path} is a {kind} archive from `googlenet export`; predict reads our "
                 "safetensors, a torchvision .pth state dict, or an exported .onnx"
             )
-        kwargs = dict(crops=crops, batch_size=batch_size, amp=amp)
+        kwargs = dict(crops=crops, batch_size=batch_size, amp=amp, resize=resize)
         if is_onnx_file(path):
             dev = pick_device(device)
             return cls(OnnxModel(path, device=dev), device=dev, **kwargs)
@@ -284,7 +287,7 @@ class Predictor:
                     f"an image tensor must be 3 x H x W RGB, got shape {tuple(image.shape)}"
                 )
             pixels = image if image.dtype == torch.uint8 else image.float() * 255.0
-            crops = multi_crop(pixels.cpu(), self.config.input_size, self.crops)
+            crops = multi_crop(pixels.cpu(), self.config.input_size, self.crops, resize=self.resize)
             return normalize(crops, self.config.mean, self.config.std)
         if not isinstance(image, Image.Image):
             image = open_image(image)
