@@ -139,7 +139,7 @@ def test_names_bvlcs_release_file_by_sha1(files, monkeypatch, caplog):
     assert "is BVLC's bvlc_googlenet.caffemodel" in caplog.text and model.aux1 is None
 
 
-def test_other_class_counts_import_with_names_from_a_file(tmp_path, run_cli):
+def test_other_class_counts_import_with_names_from_a_file(tmp_path, capsys):
     """A Places365-style GoogLeNet: same layer names, 365 classes, names from --classes."""
     src = write_caffemodel(tmp_path / "places.caffemodel", random_blobs(365, aux=False, seed=3))
     numbered = googlenet.load(src)
@@ -148,13 +148,14 @@ def test_other_class_counts_import_with_names_from_a_file(tmp_path, run_cli):
     names = tmp_path / "categories.txt"
     names.write_text("".join(f"/a/place_{i}\n" for i in range(365)))
     out = tmp_path / "places.safetensors"
-    proc = run_cli("convert-weights", src, out, "--classes", names, check=True)
-    assert "365 classes" in proc.stdout
+    code, stdout, err = run_main(capsys, "convert-weights", src, out, "--classes", names)
+    assert code == 0 and "365 classes" in stdout, err
     model = googlenet.load(out)
     assert model.config.class_names[7] == "/a/place_7" and model.config.mean == numbered.config.mean
     names.write_text("only\nthree\nnames\n")
-    proc = run_cli("convert-weights", src, tmp_path / "bad.safetensors", "--classes", names)
-    assert proc.returncode == 2 and "3 class names given for 365 classes" in proc.stderr
+    code, _, err = run_main(capsys, "convert-weights", src, tmp_path / "bad.safetensors",
+                            "--classes", names)  # fmt: skip
+    assert code == 2 and "3 class names given for 365 classes" in err
     assert not (tmp_path / "bad.safetensors").exists()
 
 
@@ -261,3 +262,13 @@ def test_squash_resize_is_caffes_256x256_then_center_crop():
     assert ten(picture(1, size=(120, 60))).shape == (10, 3, 64, 64)
     with pytest.raises(googlenet.DataError, match="--resize"):
         EvalTransform(64, (0, 0, 0), (1, 1, 1), resize="stretch")
+
+
+def test_cli_process_exits_2_on_a_damaged_file_without_traceback(files, tmp_path, run_cli):
+    """The real process (the other CLI tests run main() in this one): status 2, one line."""
+    src = tmp_path / "bvlc_googlenet.caffemodel"
+    _truncated(src, files)
+    proc = run_cli("convert-weights", src, tmp_path / "w.safetensors")
+    assert proc.returncode == 2 and "is not a readable .caffemodel" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "w.safetensors").exists()
