@@ -128,7 +128,7 @@ def test_names_bvlcs_release_file_by_sha1(files, monkeypatch, caplog):
     import hashlib
 
     current = files[1]
-    caplog.set_level(logging.INFO, logger="googlenet.weights.caffe")
+    caplog.set_level(logging.DEBUG, logger="googlenet.weights.caffe")
     googlenet.load(current, aux_logits=False)
     assert "not BVLC's release file" in caplog.text
     caplog.clear()

@@ -154,7 +154,7 @@ def read_caffemodel(path: Path) -> tuple[str, dict[str, list[torch.Tensor]]]:
     if sha1 == BVLC_GOOGLENET_SHA1:
         log.info("%s is BVLC's bvlc_googlenet.caffemodel (sha1 %s)", path, sha1)
     else:
-        log.info("%s: Caffe network %r, sha1 %s (not BVLC's release file)", path, net.name, sha1)
+        log.debug("%s: Caffe network %r, sha1 %s (not BVLC's release file)", path, net.name, sha1)
     return net.name, blobs
 
 
