@@ -115,8 +115,12 @@ def test_aux_heads_are_the_files_loss1_loss2_and_conv1_is_rgb(files, imported):
     assert torch.equal(state["fc.weight"], torch.from_numpy(blobs["loss3/classifier"][0]))
 
 
-def test_legacy_v1_layout_gives_the_same_model(files, imported):
-    legacy = googlenet.load(files[2])
+def test_legacy_v1_layout_gives_the_same_model(files, imported, tmp_path):
+    """BVLC's 2014 layout; recognized by its bytes under any file name (a download saved as
+    ``bvlc_googlenet.caffemodel.1``)."""
+    renamed = tmp_path / "bvlc_googlenet.caffemodel.1"
+    renamed.write_bytes(files[2].read_bytes())
+    legacy = googlenet.load(renamed)
     assert legacy.config == imported.config
     want = imported.state_dict()
     got = legacy.state_dict()
@@ -140,9 +144,14 @@ def test_names_bvlcs_release_file_by_sha1(files, monkeypatch, caplog):
 
 
 def test_other_class_counts_import_with_names_from_a_file(tmp_path, capsys):
-    """A Places365-style GoogLeNet: same layer names, 365 classes, names from --classes."""
-    src = write_caffemodel(tmp_path / "places.caffemodel", random_blobs(365, aux=False, seed=3))
+    """A Places365-style GoogLeNet: same layer names, 365 classes, names from --classes; its
+    classifier renamed the Caffe fine-tuning way (loss3/classifier_places) is still found."""
+    blobs = random_blobs(365, aux=False, seed=3)
+    blobs["loss3/classifier_places"] = blobs.pop("loss3/classifier")
+    src = write_caffemodel(tmp_path / "places.caffemodel", blobs)
     numbered = googlenet.load(src)
+    fc = torch.from_numpy(blobs["loss3/classifier_places"][0])
+    assert torch.equal(numbered.fc.weight.detach(), fc)
     assert numbered.num_classes == 365 and numbered.config.class_names is None
     assert numbered.aux1 is None  # no loss1/loss2 layers in the file
     names = tmp_path / "categories.txt"

@@ -145,9 +145,11 @@ class Predictor:
     ``model`` is a :class:`GoogLeNet` (run by ``backend``, a name in :data:`BACKENDS` or a
     factory ``model -> callable``) or an exported :class:`~googlenet.export.OnnxModel` (run by
     ONNX Runtime). ``crops`` is 1 (center crop), 10 or 144 (the paper's test-time crops, whose
-    softmax probabilities are averaged). ``amp=True`` runs the fast path in bf16 (OpenVINO on a
-    CPU when installed, else PyTorch autocast; the fast path on a GPU): about 1.9x on a CPU with
-    AVX512-BF16, probabilities within about 1e-2 of fp32 rather than 1e-4.
+    softmax probabilities are averaged); ``resize="squash"`` resizes to a square before cropping
+    (BVLC Caffe's test protocol) instead of the shorter side to 256. ``amp=True`` runs the fast
+    path in bf16 (OpenVINO on a CPU when installed, else PyTorch autocast; the fast path on a
+    GPU): about 1.9x on a CPU with AVX512-BF16, probabilities within about 1e-2 of fp32 rather
+    than 1e-4.
     """
 
     def __init__(

@@ -315,7 +315,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "stderr and skipped; the exit code is 2 if any input failed.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders, glob patterns")
-    _weights_arg(p, "our .safetensors, a torchvision googlenet .pth, or an exported .onnx")
+    _weights_arg(p, "our .safetensors, a torchvision .pth, a Caffe .caffemodel, or an .onnx")
     p.add_argument("--topk", type=positive_int, default=5, help="classes per image (5)")
     p.add_argument(
         "--crops",
@@ -396,7 +396,7 @@ def _add_cam(sub: argparse._SubParsersAction) -> None:
         "as a heatmap. One PNG per image; several classes become panels side by side.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders, globs")
-    _weights_arg(p, "our .safetensors or a torchvision googlenet .pth")
+    _weights_arg(p, "our .safetensors, a torchvision googlenet .pth or a Caffe .caffemodel")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--class",
@@ -452,7 +452,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "configuration stored in the file) and check the written file against PyTorch on "
         "sample images: max |difference| of the logits at most 1e-4, and onnx.checker for ONNX.",
     )
-    _weights_arg(p, "our .safetensors or a torchvision googlenet .pth")
+    _weights_arg(p, "our .safetensors, a torchvision googlenet .pth or a Caffe .caffemodel")
     p.add_argument("--format", choices=list(FORMATS), default="onnx", help="(default onnx)")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write")
     p.add_argument(
@@ -698,7 +698,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         required=True,
         type=existing_file,
         metavar="W",
-        help="our .safetensors/.pt or torchvision's .pth; several = an ensemble",
+        help="our .safetensors/.pt, torchvision's .pth or a Caffe .caffemodel; several = an "
+        "ensemble",
     )
     p.add_argument(
         "--data", required=True, metavar="DIR", help="class folders, or a root with val/"

@@ -192,6 +192,10 @@ def load_caffemodel(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tensor
     order too), others are numbered until ``load(class_names=...)`` names them.
     """
     name, blobs = read_caffemodel(path)
+    renames = renamed_classifiers(blobs)
+    for old, new in renames.items():
+        log.info("%s: layer %r taken as %r (a classifier renamed for fine-tuning)", path, old, new)
+    blobs = {renames.get(k, k): v for k, v in blobs.items()}
     _check_layers(path, name, blobs)
     fc = blobs["loss3/classifier"][0]
     num_classes = int(fc.shape[-2]) if fc.dim() >= 2 else 0
@@ -211,6 +215,20 @@ def load_caffemodel(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tensor
     state_dict = convert_caffe_blobs(blobs)
     _check_shapes(path, config, state_dict)
     return config, state_dict
+
+
+def renamed_classifiers(blobs: dict[str, list[torch.Tensor]]) -> dict[str, str]:
+    """Fine-tuning in Caffe renames a classifier (``loss3/classifier_places``) so that it starts
+    afresh: a head without its ``*/classifier`` whose one unknown layer is such a rename gets it
+    back. Returns ``{file's name: BVLC's name}``."""
+    renames = {}
+    for head in ("loss1", "loss2", "loss3"):
+        if f"{head}/classifier" in blobs:
+            continue
+        others = [k for k in blobs if k.startswith(f"{head}/") and k not in CAFFE_LAYERS]
+        if len(others) == 1 and "classifier" in others[0]:
+            renames[others[0]] = f"{head}/classifier"
+    return renames
 
 
 def _check_layers(path: Path, name: str, blobs: dict[str, list[torch.Tensor]]) -> None:
