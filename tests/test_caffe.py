@@ -234,8 +234,17 @@ def _truncated(path, files):
         (lambda p, f: _mean_file(p), "holds no Caffe layers"),
         (lambda p, f: p.write_bytes(b""), "is empty"),
         (lambda p, f: p.write_bytes(DEPLOY.read_bytes()), "is a text .prototxt"),
+        (lambda p, f: write_caffemodel(p, {}), "has 3 layers but no weights"),
     ],
-    ids=["truncated", "alexnet", "wrong-shape", "not-a-netparameter", "empty", "prototxt"],
+    ids=[
+        "truncated",
+        "alexnet",
+        "wrong-shape",
+        "not-a-netparameter",
+        "empty",
+        "prototxt",
+        "no-weights",
+    ],  # fmt: skip
 )
 def test_cli_bad_caffemodels_one_line_exit_2_nothing_written(
     files, tmp_path, capsys, make, message

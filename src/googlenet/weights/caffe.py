@@ -150,7 +150,14 @@ def read_caffemodel(path: Path) -> tuple[str, dict[str, list[torch.Tensor]]]:
     blobs: dict[str, list[torch.Tensor]] = {}
     for layer in layers:
         if layer.blobs:
+            if layer.name in blobs:
+                raise WeightsError(f"{path} has two layers named {layer.name!r} with weights")
             blobs[layer.name] = [_blob(b, layer.name, i, path) for i, b in enumerate(layer.blobs)]
+    if not blobs:
+        raise WeightsError(
+            f"{path} has {len(layers)} layers but no weights: a network description saved in "
+            "binary, or a pre-2014 (V0) file, which Caffe's upgrade_net_proto_binary converts"
+        )
     if sha1 == BVLC_GOOGLENET_SHA1:
         log.info("%s is BVLC's bvlc_googlenet.caffemodel (sha1 %s)", path, sha1)
     else:
