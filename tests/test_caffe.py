@@ -30,7 +30,14 @@ from googlenet.data import EvalTransform, multi_crop, normalize
 from googlenet.weights import caffe
 from googlenet.weights.caffe_proto import BlobProto
 
-cv2 = pytest.importorskip("cv2")
+# One worker builds the module's 53 MB files once (pytest -n 2 --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("caffe")
+
+
+@pytest.fixture
+def cv2():
+    """OpenCV 4 (the dev extra pins it: OpenCV 5 dropped the Caffe importer)."""
+    return pytest.importorskip("cv2")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +74,7 @@ def test_helper_describes_every_layer_of_train_val():
     assert deploy == {k for k in want if not k.startswith(("loss1/", "loss2/"))}
 
 
-def test_matches_opencv_caffe_runtime(files, imported):
+def test_matches_opencv_caffe_runtime(files, imported, cv2):
     """OpenCV runs BVLC's deploy.prototxt on the file with BGR 0-255-minus-mean input; ours takes
     the same pictures as RGB through the preprocessing recorded in the weights."""
     _, current, _ = files
@@ -169,9 +176,10 @@ def test_other_class_counts_import_with_names_from_a_file(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_convert_predict_and_export(files, tmp_path, capsys):
-    """convert-weights (with --no-aux), then predict and export on the result with no extra
-    flags: the top-1 of predict is the top-1 of OpenCV's Caffe on the same picture."""
+def test_cli_convert_predict_and_export(files, tmp_path, capsys, cv2):
+    """convert-weights (with --no-aux), then predict, eval and export with no extra flags: the
+    top-1 of predict (either --resize) and eval --resize squash is OpenCV's Caffe's on the same
+    crop."""
     out = tmp_path / "bvlc.safetensors"
     code, stdout, err = run_main(capsys, "convert-weights", files[1], out, "--no-aux")
     assert code == 0, err
@@ -195,6 +203,17 @@ def test_cli_convert_predict_and_export(files, tmp_path, capsys):
         assert top1["index"] == int(prob.argmax())
         assert top1["prob"] == pytest.approx(float(prob.max()), abs=1e-4)
         assert top1["class"] == googlenet.weights.imagenet_categories()[top1["index"]]
+
+    # eval --resize squash: the picture filed under the class OpenCV gives its squashed crop.
+    folder = tmp_path / "val" / top1["class"]  # top1 is from the last loop round, "squash"
+    folder.mkdir(parents=True)
+    picture(7, size=(300, 240)).save(folder / "picture.png")
+    report_path = tmp_path / "report.json"
+    args = ["--data", tmp_path, "--resize", "squash", "-j", "0", "--output", report_path]
+    code, stdout, err = run_main(capsys, "eval", "--weights", files[1], *args)
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    assert report["resize"] == "squash" and report["n"] == 1 and report["top1"] == 100.0
 
     onnx = tmp_path / "bvlc.onnx"
     code, stdout, err = run_main(capsys, "export", "--weights", out, "--out", onnx)
