@@ -62,6 +62,7 @@ PAPER_SCALES = (256, 288, 320, 352)
 # How an evaluation image is resized before cropping: "shorter" (the paper, torchvision) scales
 # the shorter side to 256; "squash" (Caffe's test protocol: its ImageNet files were stored at
 # 256x256 by examples/imagenet/create_imagenet.sh) scales both sides to 256, ignoring the aspect.
+# With 144 crops a squashed image's left, center and right squares coincide, as a square's do.
 RESIZE_CHOICES = ("shorter", "squash")
 # Images above this many pixels are refused as likely decompression bombs (PIL's own default
 # only warns at 89M pixels and refuses at twice that).
