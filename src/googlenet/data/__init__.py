@@ -8,7 +8,8 @@ cannot be decoded raises :class:`DataError` naming it.
 Evaluation crops follow the paper (section 7), scaled to the model's input size ``S``
 (224 in the paper; every length below is multiplied by ``S / 224``):
 
-* 1 crop   -- resize the shorter side to 256, take the center ``S x S``.
+* 1 crop   -- resize the shorter side to 256, take the center ``S x S``. With
+              ``resize="squash"`` (BVLC Caffe's test protocol) both sides go to 256 instead.
 * 10 crops -- resize the shorter side to 256; the 4 corner and the center ``S x S`` crops, and
               their mirrors (torchvision's ``TenCrop`` on the rectangular image).
 * 144 crops -- resize the shorter side to 256, 288, 320 and 352; from each, the left, center and
@@ -59,6 +60,11 @@ IMAGE_EXTENSIONS = (
 )  # fmt: skip
 CROP_CHOICES = (1, 10, 144)
 PAPER_SCALES = (256, 288, 320, 352)
+# How an evaluation image is resized before cropping: "shorter" (the paper, torchvision) scales
+# the shorter side to 256; "squash" (Caffe's test protocol: its ImageNet files were stored at
+# 256x256 by examples/imagenet/create_imagenet.sh) scales both sides to 256, ignoring the aspect.
+# With 144 crops a squashed image's left, center and right squares coincide, as a square's do.
+RESIZE_CHOICES = ("shorter", "squash")
 # Images above this many pixels are refused as likely decompression bombs (PIL's own default
 # only warns at 89M pixels and refuses at twice that).
 MAX_IMAGE_PIXELS = 100_000_000
@@ -166,8 +172,11 @@ class Crop:
     flip: bool
 
 
-def _scaled(width: int, height: int, shorter: int) -> tuple[int, int]:
-    """Size after resizing the shorter side to ``shorter`` (torchvision's rounding)."""
+def _scaled(width: int, height: int, shorter: int, squash: bool = False) -> tuple[int, int]:
+    """Size after resizing the shorter side to ``shorter`` (torchvision's rounding), or both
+    sides with ``squash``."""
+    if squash:
+        return shorter, shorter
     if width <= height:
         return shorter, int(shorter * height / width)
     return int(shorter * width / height), shorter
@@ -187,24 +196,27 @@ def _five_boxes(left: int, top: int, side_w: int, side_h: int, size: int) -> lis
     ]
 
 
-def crop_plan(width: int, height: int, input_size: int, crops: int) -> list[Crop]:
+def crop_plan(
+    width: int, height: int, input_size: int, crops: int, resize: str = "shorter"
+) -> list[Crop]:
     """The crops to cut from a ``width x height`` image, in order (see the module docstring)."""
     if crops not in CROP_CHOICES:
         raise DataError(f"--crops must be one of 1, 10, 144, got {crops}")
+    squash = _check_resize(resize) == "squash"
     size = input_size
     if crops == 1:
         scale = resize_size(size)
-        w, h = _scaled(width, height, scale)
+        w, h = _scaled(width, height, scale, squash)
         return [Crop(scale, _five_boxes(0, 0, w, h, size)[4], resize=False, flip=False)]
     if crops == 10:
         scale = resize_size(size)
-        w, h = _scaled(width, height, scale)
+        w, h = _scaled(width, height, scale, squash)
         boxes = _five_boxes(0, 0, w, h, size)
         return [Crop(scale, b, False, flip) for flip in (False, True) for b in boxes]
     plan = []
     for shorter in PAPER_SCALES:
         scale = resize_size(size, shorter)
-        w, h = _scaled(width, height, scale)
+        w, h = _scaled(width, height, scale, squash)
         side = min(w, h)
         # Left, center and right squares of a landscape image; top, center, bottom of a portrait.
         offsets = [0, (max(w, h) - side) // 2, max(w, h) - side]
@@ -218,20 +230,29 @@ def crop_plan(width: int, height: int, input_size: int, crops: int) -> list[Crop
     return plan
 
 
+def _check_resize(resize: str) -> str:
+    if resize not in RESIZE_CHOICES:
+        raise DataError(f"--resize must be one of {', '.join(RESIZE_CHOICES)}, got {resize!r}")
+    return resize
+
+
 def multi_crop(
     image: Tensor,
     input_size: int,
     crops: int = 1,
     interpolation: InterpolationMode = InterpolationMode.BILINEAR,
+    resize: str = "shorter",
 ) -> Tensor:
-    """Cut the evaluation crops from a 3 x H x W ``uint8`` image: ``crops x 3 x S x S`` uint8."""
+    """Cut the evaluation crops from a 3 x H x W ``uint8`` image: ``crops x 3 x S x S`` uint8.
+    ``resize`` is "shorter" (keep the aspect) or "squash" (Caffe's, see :data:`RESIZE_CHOICES`)."""
     _, height, width = image.shape
     resized: dict[int, Tensor] = {}
     out = []
-    for crop in crop_plan(width, height, input_size, crops):
+    for crop in crop_plan(width, height, input_size, crops, resize):
         if crop.scale not in resized:
+            side = [crop.scale, crop.scale] if resize == "squash" else [crop.scale]
             resized[crop.scale] = TF.resize(
-                image, [crop.scale], interpolation=interpolation, antialias=True
+                image, side, interpolation=interpolation, antialias=True
             )
         left, top, right, bottom = crop.box
         patch = resized[crop.scale][:, top:bottom, left:right]
@@ -254,19 +275,21 @@ class EvalTransform:
         mean: Sequence[float],
         std: Sequence[float],
         crops: int = 1,
+        resize: str = "shorter",
     ) -> None:
         if crops not in CROP_CHOICES:
             raise DataError(f"--crops must be one of 1, 10, 144, got {crops}")
         self.input_size, self.mean, self.std, self.crops = input_size, mean, std, crops
+        self.resize = _check_resize(resize)
 
     def __call__(self, img: Image.Image) -> Tensor:
-        patches = multi_crop(pil_to_uint8(img), self.input_size, self.crops)
+        patches = multi_crop(pil_to_uint8(img), self.input_size, self.crops, resize=self.resize)
         return normalize(patches, self.mean, self.std)
 
     @classmethod
-    def for_model(cls, config, crops: int = 1) -> EvalTransform:
+    def for_model(cls, config, crops: int = 1, resize: str = "shorter") -> EvalTransform:
         """The transform for a model's ``GoogLeNetConfig`` (its input size, mean and std)."""
-        return cls(config.input_size, config.mean, config.std, crops)
+        return cls(config.input_size, config.mean, config.std, crops, resize)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -104,9 +104,11 @@ class Predictor:
     factory ``model -> callable``) or an exported
     :class:`~googlenet.runtime.sessions.OnnxModel` (run by
     ONNX Runtime). ``crops`` is 1 (center crop), 10 or 144 (the paper's test-time crops, whose
-    softmax probabilities are averaged). ``amp=True`` runs the fast path in bf16 (OpenVINO on a
-    CPU when installed, else PyTorch autocast; the fast path on a GPU): about 1.9x on a CPU with
-    AVX512-BF16, probabilities within about 1e-2 of fp32 rather than 1e-4.
+    softmax probabilities are averaged); ``resize="squash"`` resizes to a square before cropping
+    (BVLC Caffe's test protocol) instead of the shorter side to 256. ``amp=True`` runs the fast
+    path in bf16 (OpenVINO on a CPU when installed, else PyTorch autocast; the fast path on a
+    GPU): about 1.9x on a CPU with AVX512-BF16, probabilities within about 1e-2 of fp32 rather
+    than 1e-4.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class Predictor:
         backend: str | Callable[[GoogLeNet], Runner] = "auto",
         batch_size: int = 32,
         amp: bool = False,
+        resize: str = "shorter",
     ) -> None:
         if crops not in CROP_CHOICES:
             raise ConfigError(f"crops must be one of {', '.join(map(str, CROP_CHOICES))}")
@@ -128,7 +131,8 @@ class Predictor:
         self.crops = crops
         self.batch_size = batch_size
         self.class_names = class_names(self.config)
-        self.transform = EvalTransform.for_model(self.config, crops)
+        self.transform = EvalTransform.for_model(self.config, crops, resize)
+        self.resize = resize
         self.model: GoogLeNet | None
         self.amp = amp
         if isinstance(model, GoogLeNet):
@@ -165,6 +169,7 @@ class Predictor:
         backend: str | Callable[[GoogLeNet], Runner] = "auto",
         batch_size: int = 32,
         amp: bool = False,
+        resize: str = "shorter",
     ) -> Predictor:
         """A predictor for a weights file: our safetensors, a torchvision googlenet ``.pth``, one
         of our training checkpoints, or an ``.onnx`` file from ``googlenet export`` (run by ONNX
@@ -180,7 +185,7 @@ class Predictor:
                 f"{path} is a {kind} archive from `googlenet export`; predict reads our "
                 "safetensors, a torchvision .pth state dict, or an exported .onnx"
             )
-        kwargs = dict(crops=crops, batch_size=batch_size, amp=amp)
+        kwargs = dict(crops=crops, batch_size=batch_size, amp=amp, resize=resize)
         if is_onnx_file(path):
             dev = pick_device(device)
             return cls(OnnxModel(path, device=dev), device=dev, **kwargs)
@@ -233,7 +238,7 @@ class Predictor:
                     f"an image tensor must be 3 x H x W RGB, got shape {tuple(image.shape)}"
                 )
             pixels = image if image.dtype == torch.uint8 else image.float() * 255.0
-            crops = multi_crop(pixels.cpu(), self.config.input_size, self.crops)
+            crops = multi_crop(pixels.cpu(), self.config.input_size, self.crops, resize=self.resize)
             return normalize(crops, self.config.mean, self.config.std)
         if not isinstance(image, Image.Image):
             image = open_image(image)
