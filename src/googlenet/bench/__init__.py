@@ -259,7 +259,7 @@ def _tv_onnxruntime(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
     def build(x: Tensor) -> Callable[[], Any]:
         import onnxruntime as ort
 
-        from .runtime.sessions import onnx_bytes
+        from ..runtime.sessions import onnx_bytes
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
@@ -274,7 +274,7 @@ def _tv_onnxruntime(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
 
 def _int8(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
     def build(x: Tensor) -> Callable[[], Any]:
-        from .runtime.int8 import load_int8, quantize_int8
+        from ..runtime.int8 import load_int8, quantize_int8
 
         _seed()
         calibration = torch.randn(2 * cfg.batch_size, 3, cfg.input_size, cfg.input_size)
