@@ -30,6 +30,7 @@ _LAZY = {
     "Prediction": "predict",
     "ClassScore": "predict",
     "ClassActivationMap": "predict",
+    "from_pretrained": "hub",
 }
 
 
@@ -61,6 +62,7 @@ __all__ = [
     "WeightsError",
     "convert_torchvision_state_dict",
     "create_model",
+    "from_pretrained",
     "load",
     "preset_config",
     "save_weights",
