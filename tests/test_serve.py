@@ -7,13 +7,14 @@ import asyncio
 import io
 import json
 import signal
+import socket
 import zlib
 from pathlib import Path
 
 import httpx
 import pytest
 from _inference_helpers import CLASSES, picture, run_main, tiny_model, write_pictures
-from _serve_helpers import serve_in_thread, serve_process
+from _serve_helpers import free_port, serve_in_thread, serve_process
 from PIL import Image
 
 import googlenet
@@ -279,10 +280,17 @@ def test_sigterm_drains_every_accepted_request_and_exits_0(weights, images):
 def test_serve_refuses_bad_weights_in_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not weights")
-    code, _, err = run_main(capsys, "serve", "--weights", bad, "--port", "1")
+    code, _, err = run_main(capsys, "serve", "--weights", bad, "--port", free_port())
     assert code == 2 and len(err.strip().splitlines()) == 1 and "bad.safetensors" in err
     code, _, err = run_main(capsys, "serve", "--weights", tmp_path / "missing.safetensors")
     assert code == 2 and "missing.safetensors" in err
+
+
+def test_serve_refuses_a_port_in_use_before_loading_the_model(weights, capsys):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        code, _, err = run_main(capsys, "serve", "--weights", weights, "--port", port)
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err
 
 
 def test_picture_helper_images_decode_like_files(service, tmp_path):

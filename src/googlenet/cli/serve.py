@@ -14,6 +14,13 @@ from . import (
 )
 
 
+def port(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 1 to 65535, got {value}")
+    return value
+
+
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
@@ -26,7 +33,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     _weights_arg(p, "our .safetensors, a torchvision googlenet .pth, or an exported .onnx")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine)")
-    p.add_argument("--port", type=positive_int, default=8000, help="port (8000)")
+    p.add_argument("--port", type=port, default=8000, help="port (8000)")
     _backend_arg(p)
     _device_arg(p)
     p.add_argument("--max-batch", type=positive_int, default=32, help="images per batch (32)")

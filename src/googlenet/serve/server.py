@@ -11,8 +11,11 @@ import contextlib
 import dataclasses
 import json
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from googlenet.errors import ConfigError
 
 from .app import Limits, create_app
 from .service import DEFAULT_MAX_PIXELS, ModelService
@@ -66,10 +69,21 @@ def app_from_env():
     return create_app(settings.service(), settings.limits)
 
 
+def check_address(host: str, port: int) -> None:
+    """A one-line ConfigError, before the model loads, when ``host:port`` cannot be listened on
+    (uvicorn would say so after loading, in a log line, and exit 3)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+
+
 def serve(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code (0 after a clean drain)."""
     import uvicorn
 
+    check_address(settings.host, settings.port)
     options = dict(
         host=settings.host,
         port=settings.port,

@@ -25,6 +25,15 @@ DEFAULT_MAX_PIXELS = 40_000_000
 CAM_SIDE = 640  # the CAM overlay is drawn at most this many pixels on its longer side
 
 
+def _check_pixels(max_pixels: int) -> int:
+    if not 0 < max_pixels <= MAX_IMAGE_PIXELS:
+        raise ConfigError(
+            f"--max-pixels must be 1 to {MAX_IMAGE_PIXELS:,} (googlenet.data's decoding limit), "
+            f"got {max_pixels:,}"
+        )
+    return max_pixels
+
+
 @dataclass(frozen=True)
 class Item:
     """One request's image, preprocessed: ``crops x 3 x S x S``."""
@@ -44,7 +53,7 @@ class ModelService:
     ) -> None:
         self.predictor, self.name = predictor, name
         self.config = predictor.config
-        self.max_pixels = min(max_pixels, MAX_IMAGE_PIXELS)
+        self.max_pixels = _check_pixels(max_pixels)
         self.transforms = {predictor.crops: predictor.transform}
         for crops in CROP_CHOICES:
             self.transforms.setdefault(crops, EvalTransform.for_model(self.config, crops))
@@ -59,6 +68,7 @@ class ModelService:
         max_batch: int = 32,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> ModelService:
+        _check_pixels(max_pixels)  # before the model loads
         predictor = googlenet.Predictor.from_file(
             weights, backend=backend, device=device, batch_size=max_batch
         )
