@@ -131,7 +131,11 @@ def create_app(service: ModelService, limits: Limits | None = None) -> FastAPI:
         log.info("draining %d request(s)", batcher.in_flight)
         await batcher.close()
 
-    app = FastAPI(title="googlenet", version=_version(), lifespan=lifespan, docs_url="/docs")
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN, and the server must work
+    # offline; the schema is at /openapi.json.
+    app = FastAPI(
+        title="googlenet", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.service, app.state.batcher, app.state.limits = service, batcher, limits
     _install_errors(app)
     _add_model_routes(app, service, batcher, limits)
