@@ -156,6 +156,10 @@ def test_hostile_uploads_get_one_line_4xx_and_the_server_keeps_serving(url, imag
         assert answer.status_code == status, f"{name}: {answer.status_code} {answer.text}"
         error = answer.json()["error"]
         assert error and "\n" not in error and "Traceback" not in error, name
+    cam_cases = ("empty", "truncated", "not an image", "text", "too many bytes", "pixel bomb")
+    for name, options, status in [c for c in hostile_uploads(good) if c[0] in cam_cases]:
+        answer = httpx.post(f"{url}/v1/cam", timeout=30, **options)
+        assert answer.status_code == status and answer.json()["error"], f"cam: {name}"
     assert post(url, good).json()["topk"] == want
 
 
