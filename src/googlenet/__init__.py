@@ -32,6 +32,7 @@ _LAZY = {
     "ClassActivationMap": "runtime.cam",
     "optimize_for_inference": "runtime.backends",
     "InferenceModel": "runtime.backends",
+    "from_pretrained": "hub",
 }
 
 
@@ -63,6 +64,7 @@ __all__ = [
     "WeightsError",
     "convert_torchvision_state_dict",
     "create_model",
+    "from_pretrained",
     "load",
     "preset_config",
     "save_weights",

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import ConfigError, InputSizeError
+from .hub import HubMixin
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -379,7 +380,7 @@ def check_input(x: Tensor, min_input_size: int) -> None:
         )
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(HubMixin, nn.Module):
     """GoogLeNet: 22 layers with parameters, Table 1. Build it with :func:`create_model`.
 
     ``forward_features`` runs the trunk to 5b (N x 1024 x H/32 x W/32), ``forward_head`` pools,

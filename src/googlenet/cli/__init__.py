@@ -782,6 +782,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 # -- wiring ---------------------------------------------------------------------------------------
 
+from . import serve as _serve  # noqa: E402  (its file imports the helpers above)
+
 COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "summary": (_add_summary, _run_summary),
     "convert-weights": (_add_convert_weights, _run_convert_weights),
@@ -792,6 +794,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "eval": (_add_eval, _run_eval),
     "demo": (_add_demo, _run_demo),
     "bench": (_add_bench, _run_bench),
+    "serve": (_serve.add, _serve.run),
 }
 
 

@@ -67,7 +67,9 @@ from .folders import (
 from .images import (
     IMAGE_EXTENSIONS,
     MAX_IMAGE_PIXELS,
+    ImageTooLargeError,
     collect_images,
+    decode_image,
     find_images,
     is_image_file,
     normalize,
@@ -78,6 +80,7 @@ from .images import (
 
 __all__ = [
     "CROP_CHOICES", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS",
+    "ImageTooLargeError", "decode_image",
     "PAPER_INTERPOLATIONS", "PAPER_SCALES", "RESIZE_CHOICES", "Batch", "Crop", "EvalTransform",
     "ImageFolder", "ShardSampler", "Skipped", "TrainSampler", "TrainTransform", "augment_seed",
     "collate", "collect_images", "crop_plan", "find_classes", "find_images", "ignore_stop_signals",

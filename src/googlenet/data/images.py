@@ -11,6 +11,7 @@ import stat
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -32,6 +33,11 @@ MAX_IMAGE_PIXELS = 100_000_000
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+class ImageTooLargeError(DataError):
+    """An image over the pixel limit (a likely decompression bomb), refused before decoding;
+    apart from other DataErrors so that a server can answer it with 413, not 400."""
+
+
 def is_image_file(path: str | os.PathLike[str]) -> bool:
     """Whether the file name has one of the image extensions we read (case-insensitive)."""
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
@@ -51,14 +57,27 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise DataError(f"{path}: not a readable image ({err.strerror or err})") from err
     if not stat.S_ISREG(mode):  # a FIFO would block the reader forever, a device never end
         raise DataError(f"{path}: not a regular file, so not an image")
+    return decode_image(path, str(path))
+
+
+def decode_image(
+    source: str | os.PathLike[str] | BinaryIO, name: str, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Image.Image:
+    """Decode an image (a path or an open binary file, e.g. an upload's ``BytesIO``) to 8-bit
+    RGB, EXIF orientation applied: :func:`open_image`'s decoder, shared with the server so both
+    give the same pixels. The size is checked from the header, before any pixel is decoded.
+
+    Raises :class:`DataError` starting with ``name`` for anything that is not a readable image
+    of at most ``max_pixels`` pixels.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > MAX_IMAGE_PIXELS:
-                    raise DataError(
-                        f"{path}: {img.width}x{img.height} pixels is over the limit of "
-                        f"{MAX_IMAGE_PIXELS:,} (a decompression bomb?); skip or shrink it"
+            with Image.open(source) as img:
+                if img.width * img.height > max_pixels:
+                    raise ImageTooLargeError(
+                        f"{name}: {img.width}x{img.height} pixels is over the limit of "
+                        f"{max_pixels:,} (a decompression bomb?); skip or shrink it"
                     )
                 img.load()
                 img = ImageOps.exif_transpose(img)
@@ -66,12 +85,14 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise DataError(f"{path}: refused as a decompression bomb ({err})") from err
+        raise ImageTooLargeError(f"{name}: refused as a decompression bomb ({err})") from err
     except FileNotFoundError as err:
-        raise DataError(f"{path}: no such file") from err
+        raise DataError(f"{name}: no such file") from err
     except (OSError, ValueError, SyntaxError, Image.UnidentifiedImageError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"{path}: not a readable image ({reason})") from err
+        if not isinstance(source, (str, os.PathLike)):  # PIL names the file object: drop it
+            reason = reason.replace(f" {source!r}", "")
+        raise DataError(f"{name}: not a readable image ({reason})") from err
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

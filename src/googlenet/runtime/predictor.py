@@ -152,6 +152,11 @@ class Predictor:
                 )
             self.model, self.backend, self._run = None, "onnxruntime", model
 
+    @property
+    def resolved_backend(self) -> str:
+        """The backend that actually runs (``auto`` made concrete, e.g. ``onnxruntime``)."""
+        return getattr(self._run, "backend", self.backend)
+
     def __repr__(self) -> str:
         c = self.config
         return (
