@@ -170,15 +170,13 @@ class Predictor:
         path: str | os.PathLike[str],
         *,
         device: str | torch.device | None = None,
-        crops: int = 1,
         backend: str | Callable[[GoogLeNet], Runner] = "auto",
-        batch_size: int = 32,
-        amp: bool = False,
-        resize: str = "shorter",
+        **options: Any,
     ) -> Predictor:
         """A predictor for a weights file: our safetensors, a torchvision googlenet ``.pth``, one
-        of our training checkpoints, or an ``.onnx`` file from ``googlenet export`` (run by ONNX
-        Runtime; ``backend`` does not apply)."""
+        of our training checkpoints, a Caffe ``.caffemodel``, or an ``.onnx`` file from
+        ``googlenet export`` (run by ONNX Runtime; ``backend`` does not apply). ``options``:
+        the constructor's ``crops``, ``batch_size``, ``amp`` and ``resize``."""
         from ..weights import describe_archive, load
 
         path = Path(path)
@@ -190,11 +188,10 @@ class Predictor:
                 f"{path} is a {kind} archive from `googlenet export`; predict reads our "
                 "safetensors, a torchvision .pth state dict, or an exported .onnx"
             )
-        kwargs = dict(crops=crops, batch_size=batch_size, amp=amp, resize=resize)
         if is_onnx_file(path):
             dev = pick_device(device)
-            return cls(OnnxModel(path, device=dev), device=dev, **kwargs)
-        return cls(load(path, aux_logits=False), device=device, backend=backend, **kwargs)
+            return cls(OnnxModel(path, device=dev), device=dev, **options)
+        return cls(load(path, aux_logits=False), device=device, backend=backend, **options)
 
     # -- the core -----------------------------------------------------------------------------
 
