@@ -44,6 +44,7 @@ SHARED = {
     "--workers": (["-j", "--workers"], cli_args.nonnegative_int, None, PER_COMMAND),
     "--backend": (["--backend"], None, list(BACKENDS), "auto"),
     "--crops": (["--crops"], int, [1, 10, 144], 1),
+    "--resize": (["--resize"], None, ["shorter", "squash"], "shorter"),
     "--format": (["--format"], None, PER_COMMAND, PER_COMMAND),
     "--preset": (["--preset"], None, list(PRESETS), "paper"),
     "--weights": (["--weights"], cli_args.existing_file, None, None),
@@ -54,21 +55,30 @@ SHARED = {
 }
 # Where each shared flag must be (a subcommand that loses one fails here).
 HAS = {
-    "--device": {"predict", "cam", "train", "eval", "bench"},
+    "--device": {"predict", "cam", "train", "eval", "bench", "serve"},
     "--amp": {"predict", "train", "eval"},
     "--batch-size": {"predict", "train", "eval", "bench"},
     "--workers": {"predict", "train", "eval", "demo"},
-    "--backend": {"predict", "eval", "bench"},
+    "--backend": {"predict", "eval", "bench", "serve"},
     "--crops": {"predict", "eval"},
+    "--resize": {"predict", "eval"},
     "--format": {"summary", "predict", "export", "eval", "bench"},
     "--preset": {"summary", "train", "bench"},
-    "--weights": {"predict", "cam", "export", "train", "eval"},
+    "--weights": {"predict", "cam", "export", "train", "eval", "serve"},
     "--input-size": {"summary", "train", "demo", "bench"},
     "--output": {"convert-weights", "predict", "cam", "export", "eval", "bench"},
     "--output-dir": {"train", "demo"},
     "--force": {"convert-weights", "predict", "cam", "export", "eval", "bench"},
 }
-CASES = [(flag, name) for flag in SHARED for name in sorted(subcommands())]
+# The one flag that names another thing on purpose: serve's --workers are server processes,
+# uvicorn's spelling, not -j's decoding processes.
+OTHER_THING = {("serve", "--workers")}
+CASES = [
+    (flag, name)
+    for flag in SHARED
+    for name in sorted(subcommands())
+    if (name, flag) not in OTHER_THING
+]
 
 
 @pytest.mark.parametrize("flag, command", CASES, ids=[f"{c} {f}" for f, c in CASES])

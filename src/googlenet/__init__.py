@@ -20,7 +20,7 @@ from .model import (
     preset_config,
 )
 from .weights import convert_torchvision_state_dict, load, save_weights
-from .weights.hub import create_model  # model.create_model, plus weights="imagenet"
+from .weights.pretrained import create_model  # model.create_model, plus weights="imagenet"
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ _LAZY = {
     "ClassActivationMap": "runtime.cam",
     "optimize_for_inference": "runtime.backends",
     "InferenceModel": "runtime.backends",
+    "from_pretrained": "hub",
 }
 
 
@@ -64,6 +65,7 @@ __all__ = [
     "WeightsError",
     "convert_torchvision_state_dict",
     "create_model",
+    "from_pretrained",
     "load",
     "preset_config",
     "save_weights",

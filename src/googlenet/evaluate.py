@@ -2,7 +2,7 @@
 
 As in the paper (section 7), the softmax probabilities are averaged over the crops of an image
 and over the models of an ensemble, and the averaged distribution is what is ranked. Every
-forward pass goes through :func:`forward_logits`, the single place where a model is called.
+forward pass goes through :meth:`~googlenet.runtime.predictor.Predictor.logits`, as in `predict`.
 
 The data's classes are matched to the weights' by name (a folder of 10 ImageNet classes can be
 scored by a 1,000-class model); where the names do not overlap at all but the counts agree
@@ -103,6 +103,7 @@ def evaluate_weights(
     backend: str = "auto",
     output: str | Path | None = None,
     strict: bool = False,
+    resize: str = "shorter",
 ) -> dict[str, Any]:
     """``googlenet eval``: score weights (an ensemble if several) on an image folder.
 
@@ -114,6 +115,7 @@ def evaluate_weights(
     the report as JSON and the confusion matrix as PNG beside the first weights (or at
     ``output``) and returns the report. Unreadable images are named on stderr as they come,
     skipped and counted (``skipped`` in the report); ``strict`` stops at the first one.
+    ``resize="squash"`` resizes to 256x256 before the crops (BVLC Caffe's test protocol).
     """
     from .runtime.device import pick_device
 
@@ -123,7 +125,7 @@ def evaluate_weights(
     predictors = load_models(weights, dev, "eager" if fp16 else backend, amp=amp == "bf16")
     config = predictors[0].config
     folder = Path(data_dir) / "val" if (Path(data_dir) / "val").is_dir() else Path(data_dir)
-    dataset = data.ImageFolder(folder, data.EvalTransform.for_model(config, crops))
+    dataset = data.ImageFolder(folder, data.EvalTransform.for_model(config, crops, resize))
     label_map = match_classes(config, dataset.classes, weights[0])
     images_per_batch = max(1, batch_size // crops)
     loader = data.make_loader(
@@ -149,6 +151,7 @@ def evaluate_weights(
     if counts.n == 0:
         raise GoogLeNetError(f"no readable image in {folder}")
     report = _report(counts, dataset.classes, config, weights, folder, crops)
+    report["resize"] = resize
     report["seconds"] = round(time.perf_counter() - start, 3)
     _write_report(report, counts, dataset.classes, output or default_report_path(weights, crops))
     return report
@@ -287,7 +290,8 @@ def render(report: dict[str, Any], fmt: str = "table", per_class: bool = False) 
     lines = [
         f"{len(models)} model(s): {', '.join(models)}",
         f"data: {report['data']} ({report['n']} images, {report['classes']} classes, "
-        f"{report['crops']} crop(s) at {report['input_size']} px)",
+        f"{report['crops']} crop(s) at {report['input_size']} px"
+        + (", squashed to a square first)" if report.get("resize") == "squash" else ")"),
         "",
         f"{'':8}{'accuracy':>10}{'error':>10}",
         f"{'top-1':8}{report['top1']:>9.2f}%{report['top1_error']:>9.2f}%",

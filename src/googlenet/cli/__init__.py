@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import GoogLeNetError, Interrupted
-from . import bench, cam, convert_weights, demo, export, predict, summary, train  # noqa: E402
+from . import bench, cam, convert_weights, demo, export, predict, serve, summary, train
 from . import eval as eval_  # noqa: E402
 from .args import (  # noqa: F401  (the argument types, importable from googlenet.cli)
     PROG,
@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "eval": (eval_.add, eval_.run),
     "demo": (demo.add, demo.run),
     "bench": (bench.add, bench.run),
+    "serve": (serve.add, serve.run),
 }
 
 

@@ -226,6 +226,16 @@ def add_crops(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_resize(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--resize",
+        choices=["shorter", "squash"],
+        default="shorter",
+        help="before cropping: the shorter side to 256 (x S / 224), or squash both sides to "
+        "it as BVLC Caffe's test data was (its 68.7%% top-1 is with squash)",
+    )
+
+
 def add_format(parser: argparse.ArgumentParser, choices: Iterable[str], default: str) -> None:
     parser.add_argument(
         "--format", choices=list(choices), default=default, help="how results are written"

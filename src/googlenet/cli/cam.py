@@ -26,7 +26,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "as a heatmap. One PNG per image; several classes become panels side by side.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders, globs")
-    add_weights(p, "our .safetensors or a torchvision googlenet .pth")
+    add_weights(p, "our .safetensors, a torchvision googlenet .pth or a Caffe .caffemodel")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--class",

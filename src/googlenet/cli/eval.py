@@ -12,6 +12,7 @@ from .args import (
     add_device,
     add_format,
     add_output,
+    add_resize,
     add_weights,
     add_workers,
     failures,
@@ -30,12 +31,15 @@ def add(sub: argparse._SubParsersAction) -> None:
         "Unreadable images are named, skipped and counted; the exit code is then 2.",
     )
     add_weights(
-        p, "our .safetensors/.pt or torchvision's .pth; several = an ensemble", several=True
+        p,
+        "our .safetensors/.pt, torchvision's .pth or a Caffe .caffemodel; several = an ensemble",
+        several=True,
     )
     p.add_argument(
         "--data", required=True, metavar="DIR", help="class folders, or a root with val/"
     )
     add_crops(p)
+    add_resize(p)
     add_batch_size(p, 64, "crops per forward pass")
     add_workers(p, 2)
     add_device(p)
@@ -63,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         output=report_path,
         strict=args.strict,
+        resize=args.resize,
     )
     print(render(report, args.format, per_class=args.per_class))
     return failures(args.command, report["n"], report["skipped"])

@@ -20,7 +20,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "sample images: max |difference| of the logits at most 1e-4, and onnx.checker for ONNX. "
         + INPUT_CONTRACT,
     )
-    add_weights(p, "our .safetensors or a torchvision googlenet .pth")
+    add_weights(p, "our .safetensors, a torchvision googlenet .pth or a Caffe .caffemodel")
     add_format(p, FORMATS, "onnx")
     add_output(
         p,

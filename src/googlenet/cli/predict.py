@@ -13,6 +13,7 @@ from .args import (
     add_device,
     add_format,
     add_output,
+    add_resize,
     add_weights,
     add_workers,
     failures,
@@ -32,7 +33,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "stderr and skipped; the exit code is 2 if any input failed.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders, glob patterns")
-    add_weights(p, "our .safetensors, a torchvision googlenet .pth, or an exported .onnx")
+    add_weights(p, "our .safetensors, a torchvision .pth, a Caffe .caffemodel, or an .onnx")
     p.add_argument(
         "--topk",
         type=positive_int,
@@ -40,6 +41,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         "more than it has shows them all, with a note)",
     )
     add_crops(p)
+    add_resize(p)
     add_format(p, ["table", "csv", "json", "jsonl"], "table")
     add_output(p, "write the results to this file, not stdout", old=["--out"])
     add_batch_size(p, 32, "images per forward pass")
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         batch_size=args.batch_size,
         amp=inference_bf16(args.amp),
+        resize=args.resize,
     )
     report = reporter(args.command)
     ok, failed = predict_files(

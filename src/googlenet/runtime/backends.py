@@ -65,7 +65,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..model import GoogLeNet, GoogLeNetConfig, check_input
 from .fuse import FusedGoogLeNet, fuse
-from .sessions import onnx_bytes, session_runner
+from .sessions import SessionRunner, onnx_bytes
 
 # "auto" picks the fastest for the device (default_backend); "eager" runs the GoogLeNet module
 # itself, unfused: the reference every other backend is tested against.
@@ -186,30 +186,14 @@ def optimize_for_inference(
 
     The model is not changed; the returned callable holds its own (folded) copy of the weights.
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda asked for, but no CUDA GPU is available")
-    min_size = model.min_input_size
+    device = torch.device(device if device is not None else next(model.parameters()).device)
+    backend = _resolve_backend(model, backend, device, amp)
     if backend == "eager":  # the module itself, as it is: no copy, no fusion
         run = _torch_runner(model.eval(), channels_last=False, amp=amp, device=device)
-        return InferenceModel(model.config, backend, run, min_input_size=min_size)
-    if backend == "auto":
-        backend = default_backend(device, amp)
-        if backend == "openvino" and model.config.input_size < openvino_min_input_size(model):
-            backend = "torch"  # OpenVINO would refuse the model's own input size
+        return InferenceModel(model.config, backend, run, min_input_size=model.min_input_size)
+    min_size = model.min_input_size
     if backend == "openvino":
         min_size = max(min_size, openvino_min_input_size(model))
-    if backend in ("onnxruntime", "openvino") and device.type != "cpu":
-        raise ConfigError(
-            f"backend {backend} runs on the CPU here; use torch or compile on {device}"
-        )
-    if amp and backend == "onnxruntime":
-        raise ConfigError("amp (bf16) runs on the torch, compile and openvino backends")
-
     # ONNX Runtime runs the three 1x1s faster apart: its blocked (NCHWc) layout pays a reorder
     # at the split of a merged one (measured: 68.6 against 65.0 images/s, BENCHMARKS.md).
     net = fuse(model, merge_1x1=backend != "onnxruntime").to(device=device, dtype=torch.float32)
@@ -218,7 +202,7 @@ def optimize_for_inference(
     )
     if backend in ("onnxruntime", "openvino"):
         graph = onnx_bytes(net.cpu(), model.config.input_size, native_lrn=backend == "openvino")
-        return wrap(session_runner(graph, backend, num_threads, bf16=amp))
+        return wrap(SessionRunner(graph, backend, num_threads, bf16=amp))
 
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -228,6 +212,26 @@ def optimize_for_inference(
     if backend == "compile":
         runnable = compile_module(net, device, compile_mode)
     return wrap(_torch_runner(runnable, channels_last, amp, device))
+
+
+def _resolve_backend(model: GoogLeNet, backend: str, device: torch.device, amp: bool) -> str:
+    """``auto`` made concrete for ``device``, and a one-line error for a backend that cannot run
+    this model here (unknown, on the wrong device, or asked for bf16 it does not have)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda asked for, but no CUDA GPU is available")
+    if backend == "auto":
+        backend = default_backend(device, amp)
+        if backend == "openvino" and model.config.input_size < openvino_min_input_size(model):
+            backend = "torch"  # OpenVINO would refuse the model's own input size
+    if backend in ("onnxruntime", "openvino") and device.type != "cpu":
+        raise ConfigError(
+            f"backend {backend} runs on the CPU here; use torch or compile on {device}"
+        )
+    if amp and backend == "onnxruntime":
+        raise ConfigError("amp (bf16) runs on the torch, compile and openvino backends")
+    return backend
 
 
 def compile_module(net: nn.Module, device: torch.device, mode: str | None = None) -> Callable:

@@ -14,12 +14,10 @@ from .. import data
 from .device import AMP_DTYPES
 
 
-def forward_logits(model: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """The one call of a model during evaluation: N x 3 x S x S in, N x classes logits out.
-
-    ``model`` is a GoogLeNet (validation during training) or a predictor's ``logits`` (``googlenet
-    eval``: the fast inference path, or ONNX Runtime on an exported or int8 ``.onnx``)."""
-    return model(x)
+def crop_average(logits: Tensor, crops: int) -> Tensor:
+    """(N * crops) x classes logits -> N x classes softmax probabilities averaged over each
+    image's crops: the paper's multi-crop rule (section 7), for ``predict`` and ``eval`` alike."""
+    return F.softmax(logits.float(), dim=-1).view(-1, crops, logits.shape[-1]).mean(1)
 
 
 @dataclass
@@ -124,8 +122,7 @@ def evaluate(
         probs = 0.0
         with torch.autocast(device.type, dtype=dtype, enabled=amp is not None):
             for i, model in enumerate(models):
-                logits = forward_logits(model, x).float()
-                own = F.softmax(logits, dim=1).view(b, crops, -1).mean(1)
+                own = crop_average(model(x).float(), crops)
                 probs = probs + own
                 if len(models) > 1:
                     members = members if members is not None else torch.zeros(len(models), 2)

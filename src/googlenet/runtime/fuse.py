@@ -13,11 +13,19 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from ..errors import ConfigError, GoogLeNetError
-from ..model import ConvBlock, GoogLeNet, GoogLeNetConfig, InceptionModule, check_input
+from ..model import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ConvBlock,
+    GoogLeNet,
+    GoogLeNetConfig,
+    InceptionModule,
+    check_input,
+)
 
 # torchvision's transform_input: x' = x * scale + shift per channel (GoogLeNet._transform_input).
-_TRANSFORM_SCALE = (0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5)
-_TRANSFORM_SHIFT = ((0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5)
+_TRANSFORM_SCALE = tuple(s / 0.5 for s in IMAGENET_STD)
+_TRANSFORM_SHIFT = tuple((m - 0.5) / 0.5 for m in IMAGENET_MEAN)
 
 
 # ---------------------------------------------------------------------------------------------

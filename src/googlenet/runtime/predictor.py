@@ -35,6 +35,7 @@ from ..model import GoogLeNet, GoogLeNetConfig
 from .backends import optimize_for_inference
 from .cam import ClassActivationMap, cam_input, class_activation_maps
 from .device import pick_device
+from .evaluation import crop_average
 from .sessions import OnnxModel, is_onnx_file
 
 ImageInput = str | os.PathLike | Image.Image | Tensor
@@ -103,9 +104,11 @@ class Predictor:
     factory ``model -> callable``) or an exported
     :class:`~googlenet.runtime.sessions.OnnxModel` (run by
     ONNX Runtime). ``crops`` is 1 (center crop), 10 or 144 (the paper's test-time crops, whose
-    softmax probabilities are averaged). ``amp=True`` runs the fast path in bf16 (OpenVINO on a
-    CPU when installed, else PyTorch autocast; the fast path on a GPU): about 1.9x on a CPU with
-    AVX512-BF16, probabilities within about 1e-2 of fp32 rather than 1e-4.
+    softmax probabilities are averaged); ``resize="squash"`` resizes to a square before cropping
+    (BVLC Caffe's test protocol) instead of the shorter side to 256. ``amp=True`` runs the fast
+    path in bf16 (OpenVINO on a CPU when installed, else PyTorch autocast; the fast path on a
+    GPU): about 1.9x on a CPU with AVX512-BF16, probabilities within about 1e-2 of fp32 rather
+    than 1e-4.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class Predictor:
         backend: str | Callable[[GoogLeNet], Runner] = "auto",
         batch_size: int = 32,
         amp: bool = False,
+        resize: str = "shorter",
     ) -> None:
         if crops not in CROP_CHOICES:
             raise ConfigError(f"crops must be one of {', '.join(map(str, CROP_CHOICES))}")
@@ -127,7 +131,8 @@ class Predictor:
         self.crops = crops
         self.batch_size = batch_size
         self.class_names = class_names(self.config)
-        self.transform = EvalTransform.for_model(self.config, crops)
+        self.transform = EvalTransform.for_model(self.config, crops, resize)
+        self.resize = resize
         self.model: GoogLeNet | None
         self.amp = amp
         if isinstance(model, GoogLeNet):
@@ -147,6 +152,11 @@ class Predictor:
                 )
             self.model, self.backend, self._run = None, "onnxruntime", model
 
+    @property
+    def resolved_backend(self) -> str:
+        """The backend that actually runs (``auto`` made concrete, e.g. ``onnxruntime``)."""
+        return getattr(self._run, "backend", self.backend)
+
     def __repr__(self) -> str:
         c = self.config
         return (
@@ -160,14 +170,13 @@ class Predictor:
         path: str | os.PathLike[str],
         *,
         device: str | torch.device | None = None,
-        crops: int = 1,
         backend: str | Callable[[GoogLeNet], Runner] = "auto",
-        batch_size: int = 32,
-        amp: bool = False,
+        **options: Any,
     ) -> Predictor:
         """A predictor for a weights file: our safetensors, a torchvision googlenet ``.pth``, one
-        of our training checkpoints, or an ``.onnx`` file from ``googlenet export`` (run by ONNX
-        Runtime; ``backend`` does not apply)."""
+        of our training checkpoints, a Caffe ``.caffemodel``, or an ``.onnx`` file from
+        ``googlenet export`` (run by ONNX Runtime; ``backend`` does not apply). ``options``:
+        the constructor's ``crops``, ``batch_size``, ``amp`` and ``resize``."""
         from ..weights import describe_archive, load
 
         path = Path(path)
@@ -179,11 +188,10 @@ class Predictor:
                 f"{path} is a {kind} archive from `googlenet export`; predict reads our "
                 "safetensors, a torchvision .pth state dict, or an exported .onnx"
             )
-        kwargs = dict(crops=crops, batch_size=batch_size, amp=amp)
         if is_onnx_file(path):
             dev = pick_device(device)
-            return cls(OnnxModel(path, device=dev), device=dev, **kwargs)
-        return cls(load(path, aux_logits=False), device=device, backend=backend, **kwargs)
+            return cls(OnnxModel(path, device=dev), device=dev, **options)
+        return cls(load(path, aux_logits=False), device=device, backend=backend, **options)
 
     # -- the core -----------------------------------------------------------------------------
 
@@ -196,8 +204,7 @@ class Predictor:
     def _probabilities(self, crops: Tensor) -> Tensor:
         """N x crops x 3 x S x S -> N x num_classes softmax probabilities averaged over crops."""
         n, c = crops.shape[:2]
-        logits = self.logits(crops.flatten(0, 1)).float()
-        return logits.softmax(-1).view(n, c, -1).mean(1).cpu()
+        return crop_average(self.logits(crops.flatten(0, 1)), c).cpu()
 
     def _predict_crops(self, items: list[tuple[str, Tensor]], topk: int) -> list[Prediction]:
         """(path, crops x 3 x S x S) pairs -> their predictions, as one batch."""
@@ -233,7 +240,7 @@ class Predictor:
                     f"an image tensor must be 3 x H x W RGB, got shape {tuple(image.shape)}"
                 )
             pixels = image if image.dtype == torch.uint8 else image.float() * 255.0
-            crops = multi_crop(pixels.cpu(), self.config.input_size, self.crops)
+            crops = multi_crop(pixels.cpu(), self.config.input_size, self.crops, resize=self.resize)
             return normalize(crops, self.config.mean, self.config.std)
         if not isinstance(image, Image.Image):
             image = open_image(image)

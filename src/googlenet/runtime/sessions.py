@@ -195,20 +195,6 @@ def _openvino_run(compiled) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def session_runner(
-    graph: bytes | str,
-    backend: str,
-    num_threads: int | None = None,
-    bf16: bool = False,
-    split_batch: bool = False,
-) -> Callable[[Tensor], Tensor]:
-    """``images -> logits`` running an ONNX model (bytes or a path): a :class:`SessionRunner`.
-
-    Used for our fp32 graph and for int8 files alike.
-    """
-    return SessionRunner(graph, backend, num_threads, bf16, split_batch)
-
-
 class OnnxModel:
     """An exported ``.onnx`` GoogLeNet run by ONNX Runtime: normalized batch in, logits out.
 

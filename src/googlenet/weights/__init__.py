@@ -1,13 +1,14 @@
-"""Weights: our safetensors files, torchvision's ``googlenet`` state dicts, and :func:`load`.
+"""Weights: our safetensors files, torchvision's ``googlenet`` state dicts, Caffe's
+``.caffemodel`` files (:mod:`googlenet.weights.caffe`), and :func:`load`.
 
 Our released weights are safetensors files whose string metadata holds the whole model
 configuration (preset, number of classes, class names, input size, mean and std) as JSON under
 ``googlenet.config``, so one file rebuilds the model that made it.
 
-Foreign weights go through one pure function, :func:`convert_torchvision_state_dict`, which only
-renames keys; the result is then loaded strictly. Pickled files are read with
-``torch.load(weights_only=True)`` and nothing else: a file that needs arbitrary Python objects to
-unpickle is refused, not run.
+Foreign weights go through one pure function each, :func:`convert_torchvision_state_dict` (which
+only renames keys) and :func:`~googlenet.weights.caffe.convert_caffe_blobs`; the result is then
+loaded strictly. Pickled files are read with ``torch.load(weights_only=True)`` and nothing else:
+a file that needs arbitrary Python objects to unpickle is refused, not run.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from safetensors.torch import save_file
 from ..errors import ConfigError, GoogLeNetError, WeightsError, first_line
 from ..fileio import atomic_save
 from ..model import GoogLeNet, GoogLeNetConfig, preset_config
+from .caffe import load_caffemodel, looks_like_caffemodel
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +171,18 @@ def _torchvision_config(state_dict: dict[str, torch.Tensor]) -> GoogLeNetConfig:
     )
 
 
+def read_class_names(path: str | os.PathLike[str]) -> list[str]:
+    """Class names from a text file, one a line in the classifier's order (blank lines skipped)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise WeightsError(f"cannot read class names from {path}: {first_line(err)}") from err
+    names = [line.strip() for line in lines if line.strip()]
+    if not names:
+        raise WeightsError(f"{path} holds no class names (expected one a line)")
+    return names
+
+
 def imagenet_categories() -> list[str]:
     """The 1,000 ImageNet class names, as torchvision ships them with its weights' metadata."""
     from torchvision.models import GoogLeNet_Weights
@@ -193,7 +207,8 @@ def load(
     """Build the model a weights file describes and load it, strictly.
 
     ``path`` is one of our safetensors files, a torchvision ``googlenet`` state dict (``.pth``,
-    e.g. ``googlenet-1378be20.pth`` from the torch hub cache), or one of our training checkpoints.
+    e.g. ``googlenet-1378be20.pth`` from the torch hub cache), one of our training checkpoints,
+    or a Caffe GoogLeNet ``.caffemodel`` (BVLC's ``bvlc_googlenet.caffemodel``, into ``paper``).
 
     ``num_classes`` different from the file's re-initializes the classifiers (fine-tuning) and
     says so in the log. ``aux_logits=False`` drops the auxiliary heads; ``True`` on a file without
@@ -295,8 +310,11 @@ def _read(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tensor]]:
         return _load_safetensors(path)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return _from_pickled(path, _torch_load(path))
+    if looks_like_caffemodel(path, head):
+        return load_caffemodel(path)
     raise WeightsError(
-        f"{path} is not a weights file: expected a safetensors file or a PyTorch state dict (.pth)"
+        f"{path} is not a weights file: expected a safetensors file, a PyTorch state dict (.pth) "
+        "or a Caffe .caffemodel"
     )
 
 

@@ -1,4 +1,4 @@
-"""googlenet.weights.hub: ``create_model("torchvision", weights="imagenet")`` and its download.
+"""googlenet.weights.pretrained: ``create_model("torchvision", weights="imagenet")``.
 
 No network here: the real downloading code (torch.hub's, with its hash check) runs against a
 ``file://`` copy of a torchvision googlenet state dict that the test makes, named as torch.hub
@@ -15,7 +15,7 @@ import torch
 import torchvision
 
 import googlenet
-from googlenet.weights import hub
+from googlenet.weights import pretrained
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def served(tmp_path, monkeypatch):
     named = raw.with_name(f"googlenet-{digest[:8]}.pth")
     raw.rename(named)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setitem(hub.URLS, "imagenet", named.as_uri())
+    monkeypatch.setitem(pretrained.URLS, "imagenet", named.as_uri())
     return tv, named
 
 
@@ -59,7 +59,7 @@ def test_a_corrupt_download_is_refused_and_not_cached(served, tmp_path):
     _, named = served
     bad = named.with_name("googlenet-00000000.pth")
     named.rename(bad)
-    hub.URLS["imagenet"] = bad.as_uri()  # the fixture's monkeypatch restores it
+    pretrained.URLS["imagenet"] = bad.as_uri()  # the fixture's monkeypatch restores it
     with pytest.raises(googlenet.WeightsError, match="hash"):
         googlenet.create_model("torchvision", weights="imagenet", progress=False)
     assert not (tmp_path / "torch" / "hub" / "checkpoints" / bad.name).exists()
