@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from . import data, distributed, faults
+from .data import shards as data_shards
 from .distributed import Dist
 from .errors import ConfigError, DataError, GoogLeNetError, Interrupted
 from .evaluate import AMP_DTYPES, evaluate
@@ -781,8 +782,7 @@ def _train_here(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
 def _train(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
     out, resume = _output_dir(cfg)
     distributed.barrier()  # every rank has looked at the output directory before rank 0 writes
-    train_dir, val_dir = data.resolve_splits(cfg.data, cfg.val)
-    classes = data.find_classes(train_dir)
+    train_dir, val_dir, classes = data_shards.resolve(cfg.data, cfg.val)  # shards or folders
     ckpt = read_checkpoint(resume, d.device) if resume else None
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     with _checkpoint_errors(resume):
@@ -954,6 +954,13 @@ def build_loaders(
     train_tf = data.TrainTransform(
         mc.input_size, mc.mean, mc.std, cfg.scale, cfg.ratio, cfg.hflip, cfg.jitter, cfg.lighting
     )
+    if isinstance(train_dir, data_shards.ShardSet):  # streamed from tar shards
+        eval_tf = data.EvalTransform.for_model(mc)
+        kw = dict(batch_size=cfg.batch_size, workers=cfg.workers, seed=cfg.seed)
+        pin = d.device.type == "cuda"
+        return data_shards.loaders(
+            train_dir, val_dir, train_tf, eval_tf, rank=d.rank, world=d.world, pin_memory=pin, **kw
+        )
     train_set = data.ImageFolder(train_dir, train_tf)
     classes = train_set.classes
     val_set = (

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import GoogLeNetError, Interrupted
+from . import shard as _shard
 
 PROG = "googlenet"
 
@@ -763,6 +764,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "eval": (_add_eval, _run_eval),
     "demo": (_add_demo, _run_demo),
     "bench": (_add_bench, _run_bench),
+    "shard": (_shard.add, _shard.run),
 }
 
 

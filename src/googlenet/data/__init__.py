@@ -41,6 +41,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -84,13 +85,19 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise DataError(f"{path}: not a readable image ({err.strerror or err})") from err
     if not stat.S_ISREG(mode):  # a FIFO would block the reader forever, a device never end
         raise DataError(f"{path}: not a regular file, so not an image")
+    return decode_image(path, str(path))
+
+
+def decode_image(source: str | os.PathLike[str] | IO[bytes], name: str) -> Image.Image:
+    """Decode an image (a file name or a binary file object, such as the bytes of a tar shard's
+    member in a ``BytesIO``) like :func:`open_image`; ``name`` is what errors call it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 if img.width * img.height > MAX_IMAGE_PIXELS:
                     raise DataError(
-                        f"{path}: {img.width}x{img.height} pixels is over the limit of "
+                        f"{name}: {img.width}x{img.height} pixels is over the limit of "
                         f"{MAX_IMAGE_PIXELS:,} (a decompression bomb?); skip or shrink it"
                     )
                 img.load()
@@ -99,12 +106,12 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise DataError(f"{path}: refused as a decompression bomb ({err})") from err
+        raise DataError(f"{name}: refused as a decompression bomb ({err})") from err
     except FileNotFoundError as err:
-        raise DataError(f"{path}: no such file") from err
+        raise DataError(f"{name}: no such file") from err
     except (OSError, ValueError, SyntaxError, Image.UnidentifiedImageError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"{path}: not a readable image ({reason})") from err
+        raise DataError(f"{name}: not a readable image ({reason})") from err
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
