@@ -344,18 +344,35 @@ class ShardDataset(torch.utils.data.IterableDataset):
         worker = info.id if info is not None else 0
         if info is not None:
             self.workers = info.num_workers
-        reader = self._reader(worker)
         if not self.train:
+            reader = self._reader(worker)
             stream = _filtered(self._samples(reader.shards), reader.filters)
         else:
-            per_rank = self.batches()
-            mine = per_rank // self.workers + (worker < per_rank % self.workers)
-            done = self.start // self.batch_size
-            done = done // self.workers + (worker < done % self.workers)
+            quotas = self._quotas()
+            made, turn = _first_batches(quotas, self.start // self.batch_size)
+            # A new DataLoader asks worker 0 first: on a resume, worker 0 plays the worker whose
+            # turn it was, and the rest follow in the same cycle, so the batches come in the
+            # order of the run that was interrupted.
+            worker = (worker + turn) % self.workers
+            reader = self._reader(worker)
+            mine, done = quotas[worker], made[worker]
             stream = self._shuffled(self._cycles(reader, worker), worker)
             stream = itertools.islice(stream, done * self.batch_size, mine * self.batch_size)
         for sample in stream:
             yield self._decode(sample)
+
+    def _quotas(self) -> list[int]:
+        """Batches each worker of this rank yields: the rank's, shared in proportion to the
+        samples each worker's share holds (largest remainders first), so none repeats samples
+        while another drops some."""
+        batches = self.batches()
+        counts = [self._reader(w).count(self.shards.counts) for w in range(self.workers)]
+        exact = [batches * c / max(sum(counts), 1) for c in counts]
+        quotas = [int(e) for e in exact]
+        short = batches - sum(quotas)
+        for w in sorted(range(self.workers), key=lambda w: quotas[w] - exact[w])[:short]:
+            quotas[w] += 1
+        return quotas
 
     def _cycles(self, reader: Reader, worker: int) -> Iterator:
         """The reader's share again and again, its shard order reshuffled each time round."""
@@ -433,6 +450,21 @@ class ShardDataset(torch.utils.data.IterableDataset):
         return self.transform(img, g), label
 
 
+def _first_batches(quotas: list[int], done: int) -> tuple[list[int], int]:
+    """How many of the first ``done`` batches of a rank each worker made, and whose turn is
+    next. A DataLoader takes batches from its workers in turn, skipping those that have ended:
+    round k holds the k-th batch of every worker that has one, in worker order."""
+    made = [0] * len(quotas)
+    for k in range(max(quotas, default=0)):
+        for w, q in enumerate(quotas):
+            if k < q:
+                if done == 0:
+                    return made, w
+                made[w] += 1
+                done -= 1
+    return made, 0
+
+
 def _reason(err: BaseException) -> str:
     text = str(err.args[0]) if getattr(err, "args", None) else str(err)
     text = text.splitlines()[0] if text else type(err).__name__
@@ -460,6 +492,9 @@ class ShardLoader:
             collate_fn=collate,
             pin_memory=pin_memory,
             worker_init_fn=ignore_stop_signals if workers > 0 else None,
+            # Its own generator: a DataLoader without one draws its workers' base seed from
+            # the global RNG at every epoch, which would shift dropout masks after a resume.
+            generator=torch.Generator().manual_seed(dataset.seed),
         )
 
     def __len__(self) -> int:
