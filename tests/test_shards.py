@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -240,3 +241,73 @@ def test_a_run_killed_mid_epoch_resumes_to_the_weights_of_an_unbroken_one(
     }
     for a, b in zip(rows["whole"], rows["broken"], strict=True):
         assert a["train_loss"] == b["train_loss"] and a["val_loss"] == b["val_loss"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: one line and exit 2, or counted and skipped; never a hang
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def copy(dataset, tmp_path):
+    """A copy of the shard set to damage."""
+    shutil.copytree(dataset / "sh", tmp_path / "sh")
+    return tmp_path / "sh"
+
+
+def _eval(capsys, dataset, data, *extra):
+    return main(capsys, "eval", "--weights", dataset / "w.safetensors", "--data", data,
+                "--output", Path(str(data).split()[-1]).parent / "r.json", *extra)  # fmt: skip
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.unlink(), "val-000001.tar is missing"),
+    (lambda p: p.write_bytes(b""), "val-000001.tar is empty"),
+])  # fmt: skip
+def test_a_missing_or_empty_shard_is_one_line(copy, dataset, capsys, damage, message):
+    damage(copy / "val" / "val-000001.tar")
+    code, _, err = _eval(capsys, dataset, copy / "val", "-j", "0")
+    assert message in one_line(code, err, "eval")
+
+
+def test_a_corrupt_member_is_counted_and_the_rest_read(copy, dataset, capsys, caplog):
+    shard = copy / "val" / "val-000000.tar"
+    with tarfile.open(shard) as tar:
+        third = tar.getmembers()[2].offset  # the header of the second sample
+    blob = bytearray(shard.read_bytes())
+    blob[third : third + 512] = b"\xff" * 512
+    shard.write_bytes(bytes(blob))
+    code, out, err = _eval(capsys, dataset, copy / "val", "-j", "1", "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["n"] == 9 - 3 and report["skipped"] == 1, report  # 1 of 4 read
+    assert "val-000000.tar: shard ends after 1 of its 4 samples" in caplog.text
+
+
+def test_a_class_outside_the_index_stops_with_one_line(copy, dataset, capsys):
+    shard = copy / "val" / "val-000002.tar"  # 1 sample
+    with tarfile.open(shard) as tar:
+        image = next(m for m in tar.getmembers() if m.name.endswith(".png"))
+        png = tar.extractfile(image).read()
+    with tarfile.open(shard, "w") as tar:
+        for name, body in ((image.name, png), (image.name[:-4] + ".cls", b"7")):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    code, _, err = _eval(capsys, dataset, copy / "val", "-j", "1")  # raised in a loader worker
+    assert "has class 7, but its index lists 3 classes" in one_line(code, err, "eval")
+
+
+def test_urls_that_cannot_be_opened(copy, dataset, capsys, tmp_path):
+    code, _, err = _eval(capsys, dataset, f"pipe:cat {tmp_path}/none/val-{{000000..000002}}.tar")
+    assert "cannot read its shard index" in one_line(code, err, "eval")
+    (copy / "val" / "val-000001.tar").unlink()  # the index is there, one shard is not
+    url = f"pipe:cat {copy}/val/val-{{000000..000002}}.tar"
+    code, out, err = _eval(capsys, dataset, url, "-j", "0", "--format", "json")
+    assert code == 0 and json.loads(out)["skipped"] == 1 and json.loads(out)["n"] == 5, err
+    for shard in (copy / "train").glob("*.tar"):
+        shard.unlink()
+    train = f"pipe:cat {copy}/train/train-{{000000..000005}}.tar"
+    code, _, err = main(capsys, "train", "--data", train, "--output-dir", tmp_path / "run",
+                        "-b", "4", *FAST)  # fmt: skip
+    assert "no readable sample in shard(s)" in err.splitlines()[-1] and code == 2, err

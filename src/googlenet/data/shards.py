@@ -417,9 +417,18 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 errors.append(err)
                 return False  # a tar stream cannot go on after an error: the shard ends here
 
-            yield from wds.tariterators.tarfile_samples([{"url": url}], handler=handler)
+            n = 0
+            for sample in wds.tariterators.tarfile_samples([{"url": url}], handler=handler):
+                n += 1
+                yield sample
+            expected = self.shards.counts[s]
             if errors:
-                yield Skipped(url, f"{url}: shard unreadable ({_reason(errors[0])}); skipped")
+                why = f"unreadable ({_reason(errors[0])})"
+            elif n < expected:  # tarfile takes a damaged header part-way for the end
+                why = f"ends after {n} of its {expected} samples (damaged or truncated)"
+            else:
+                continue
+            yield Skipped(url, f"{url}: shard {why}; the rest of it skipped")
 
     def _decode(self, sample: dict[str, Any] | Skipped) -> tuple[torch.Tensor, int] | Skipped:
         if isinstance(sample, Skipped):
