@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import pytest
 import torch
 from folders import make_dataset
 from PIL import Image
+from runs import assert_same_training, initial
 from safetensors.torch import load_file
 
 import googlenet
@@ -311,3 +316,81 @@ def test_urls_that_cannot_be_opened(copy, dataset, capsys, tmp_path):
     code, _, err = main(capsys, "train", "--data", train, "--output-dir", tmp_path / "run",
                         "-b", "4", *FAST)  # fmt: skip
     assert "no readable sample in shard(s)" in err.splitlines()[-1] and code == 2, err
+
+
+# ---------------------------------------------------------------------------------------------
+# Many nodes
+# ---------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_on_the_loopback_train_on_shards_like_one_process(tmp_path, run_cli):
+    """torchrun as two nodes of one process each (c10d rendezvous on 127.0.0.1, gloo) against
+    one process with the same global batch of 8.
+
+    8 images in 2 shards of 4, so an epoch is one step: one process reads both shards, each node
+    one of them (the nodes' shards change each epoch, the step's 8 images do not), and every
+    image is augmented by (seed, epoch, its index) wherever it is read. So the two runs compute
+    the same steps up to float summation order: the tolerance of tests/test_distributed.py.
+    """
+    make_dataset(tmp_path / "data", classes=("a", "b"), train=4, val=2)
+    run_cli("shard", "--data", "data", "--out", "sh", "--shard-size", "4", check=True)
+    args = ["train", "--data", "sh", "--epochs", "3", "--input-size", "32", "-j", "1",
+            "--dropout", "0", "--aux-dropout", "0", "--polyak", "--print-freq", "1"]  # fmt: skip
+    run_cli(*args, "-b", "8", "--output-dir", "one", check=True)
+    port = _free_port()
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(rank),
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                f"127.0.0.1:{port}",
+                "--rdzv-id",
+                "shards",
+                "--local-addr",
+                "127.0.0.1",
+                "-m",
+                "googlenet",
+                *args,
+                "-b",
+                "4",
+                "--output-dir",
+                "two",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ | {"OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"},
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    results = [node.communicate(timeout=600) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), [err[-3000:] for _, err in results]
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["world_size"] == 2 and config["global_batch_size"] == 8
+    assert_same_training(tmp_path / "one", tmp_path / "two", initial(("a", "b")))
+    rows = {
+        run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").open()]
+        for run in ("one", "two")
+    }
+    for a, b in zip(rows["one"], rows["two"], strict=True):
+        assert a["step"] == b["step"] == a["epoch"]
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert a["val_top1"] == b["val_top1"]

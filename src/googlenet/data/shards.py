@@ -356,7 +356,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
             worker = (worker + turn) % self.workers
             reader = self._reader(worker)
             mine, done = quotas[worker], made[worker]
-            stream = self._shuffled(self._cycles(reader, worker), worker)
+            stream = self._cycles(reader, worker)
             stream = itertools.islice(stream, done * self.batch_size, mine * self.batch_size)
         for sample in stream:
             yield self._decode(sample)
@@ -375,15 +375,18 @@ class ShardDataset(torch.utils.data.IterableDataset):
         return quotas
 
     def _cycles(self, reader: Reader, worker: int) -> Iterator:
-        """The reader's share again and again, its shard order reshuffled each time round."""
+        """The reader's share, shuffled, again and again: the shard order reshuffled and the
+        samples through a fresh shuffle buffer each time round (a buffer fed across rounds would
+        repeat samples before every one has come once)."""
         for cycle in itertools.count():
             order = list(reader.shards)
+            rng = random.Random(f"{self.seed}/{self.epoch}/{self.rank}/{worker}/{cycle}")
             if cycle:
-                random.Random(f"{self.seed}/{self.epoch}/{self.rank}/{worker}/{cycle}").shuffle(
-                    order
-                )
+                rng.shuffle(order)
             good = False
-            for sample in _filtered(self._samples(order), reader.filters):
+            for sample in _shuffled(
+                _filtered(self._samples(order), reader.filters), rng, self.buffer
+            ):
                 good = good or not isinstance(sample, Skipped)
                 yield sample
             if not good:
@@ -392,20 +395,6 @@ class ShardDataset(torch.utils.data.IterableDataset):
                     f"{self.shards.root}: no readable sample in shard(s) {names or 'none'} "
                     "(see the skipped shards above); check or rewrite them"
                 )
-
-    def _shuffled(self, stream: Iterator, worker: int) -> Iterator:
-        """A shuffle buffer (webdataset's, seeded per (seed, epoch, rank, worker))."""
-        rng = random.Random(f"{self.seed}/{self.epoch}/{self.rank}/{worker}")
-        held: list = []
-        for sample in stream:
-            if len(held) < self.buffer:
-                held.append(sample)
-                continue
-            k = rng.randrange(len(held))
-            yield held[k]
-            held[k] = sample
-        rng.shuffle(held)
-        yield from held
 
     def _samples(self, order) -> Iterator[dict[str, Any] | Skipped]:
         """The raw samples of shards ``order`` (numbers), a Skipped for a shard that fails."""
@@ -459,6 +448,20 @@ class ShardDataset(torch.utils.data.IterableDataset):
         return self.transform(img, g), label
 
 
+def _shuffled(stream: Iterator, rng: random.Random, size: int) -> Iterator:
+    """A shuffle buffer of ``size`` samples, as webdataset's ``shuffle``, drawing from ``rng``."""
+    held: list = []
+    for sample in stream:
+        if len(held) < size:
+            held.append(sample)
+            continue
+        k = rng.randrange(size)
+        yield held[k]
+        held[k] = sample
+    rng.shuffle(held)
+    yield from held
+
+
 def _first_batches(quotas: list[int], done: int) -> tuple[list[int], int]:
     """How many of the first ``done`` batches of a rank each worker made, and whose turn is
     next. A DataLoader takes batches from its workers in turn, skipping those that have ended:
@@ -510,13 +513,21 @@ class ShardLoader:
         return self.dataset.batches()
 
     def __iter__(self):
+        batches = iter(self._loader)
         try:
-            yield from self._loader
+            yield from batches
         except DataError as err:  # from a worker: its message is the traceback's last line
             last = str(err).strip().splitlines()[-1]
             failed = DataError(re.sub(r"^[\w.]*DataError: ", "", last))
             failed.every_rank = False
             raise failed from None
+        finally:
+            # Stop the workers now, not when the garbage collector gets to an iterator that an
+            # exception's traceback holds: workers ignore SIGTERM (ignore_stop_signals), so
+            # multiprocessing's exit handler would wait for them forever.
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
 
 
 def loaders(
