@@ -394,3 +394,16 @@ def test_two_nodes_on_the_loopback_train_on_shards_like_one_process(tmp_path, ru
         assert a["step"] == b["step"] == a["epoch"]
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
         assert a["val_top1"] == b["val_top1"]
+
+
+@pytest.mark.slow
+def test_bench_data_times_folders_and_shards_and_says_how_many_workers_a_gpu_needs(capsys):
+    code, out, err = main(capsys, "bench", "--mode", "data", "--images", "16", "--input-size",
+                          "32", "-j", "1", "--gpu-images-per-s", "1000")  # fmt: skip
+    assert code == 0, err
+    for row in ("decode: PIL", "decode: torchvision decode_jpeg (CPU)", "folder", "shards"):
+        assert row in out, out
+    per_worker = float(out.split("per-worker rate (")[1].split()[0])
+    needed = int(out.split("needs about ")[1].split()[0])
+    assert needed == -(-1000 // per_worker) or abs(needed - 1000 / per_worker) <= 1
+    assert "1,000 images/s (measured)" in out

@@ -346,7 +346,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
             self.workers = info.num_workers
         if not self.train:
             reader = self._reader(worker)
-            stream = _filtered(self._samples(reader.shards), reader.filters)
+            stream = _filtered(self.raw_samples(reader.shards), reader.filters)
         else:
             quotas = self._quotas()
             made, turn = _first_batches(quotas, self.start // self.batch_size)
@@ -385,7 +385,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 rng.shuffle(order)
             good = False
             for sample in _shuffled(
-                _filtered(self._samples(order), reader.filters), rng, self.buffer
+                _filtered(self.raw_samples(order), reader.filters), rng, self.buffer
             ):
                 good = good or not isinstance(sample, Skipped)
                 yield sample
@@ -396,7 +396,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
                     "(see the skipped shards above); check or rewrite them"
                 )
 
-    def _samples(self, order) -> Iterator[dict[str, Any] | Skipped]:
+    def raw_samples(self, order) -> Iterator[dict[str, Any] | Skipped]:
         """The raw samples of shards ``order`` (numbers), a Skipped for a shard that fails."""
         wds = _webdataset()
         for s in order:
