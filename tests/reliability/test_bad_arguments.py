@@ -228,6 +228,11 @@ TABLE = [
     (["eval", "--weights", W, "--data", "other"], "was trained on 2 classes"),
     (["bench", "--input-size", "8"], "too small"),
     (["bench", "--output", "no/dir/bench.json"], "does not exist"),
+    (["shard", "--data", "missing", "--out", "sh"], "does not exist"),
+    (["shard", "--data", "other", "--out", "sh"], "has no train/ folder"),
+    (["shard", "--data", "data", "--out", IMG], "cannot use"),
+    (["eval", "--weights", W, "--data", "pipe:cat none/val-000000.tar"], "cannot read its shard"),
+    (["train", "--data", "none/train-{000000..000001}.tar", *FAST], "cannot read its shard"),
     (["demo", "--output-dir", IMG], "is a file"),
     (["demo", "--output-dir", "d", "--input-size", "8", "--limit", "40"], "too small"),
 ]
