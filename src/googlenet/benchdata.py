@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from . import data
-from .data import shards
+from .data import shards, shardwrite
 
 GPU_ESTIMATE = 4000.0  # images/s, GoogLeNet training on one H100, bf16 (see the docstring)
 
@@ -57,35 +57,8 @@ def run_data_bench(
         split = _shard(files, Path(tmp) / "shards")
         tf = data.TrainTransform(input_size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
         blobs = [Path(f).read_bytes() for f, _ in files]
-        rows = []
         progress(f"timing {len(files)} images, {input_size} px crops")
-        rows.append(
-            _row("read: folder files", len(files), lambda: [Path(f).read_bytes() for f, _ in files])
-        )
-        rows.append(_row("read: tar shards", len(files), lambda: list(_tar_samples(split))))
-        rows.append(_row("decode: PIL", len(files), lambda: [_pil(b) for b in blobs]))
-        rows.append(
-            _row(
-                "decode: torchvision decode_jpeg (CPU)", len(files), lambda: [_tv(b) for b in blobs]
-            )
-        )
-        if device == "cuda" and torch.cuda.is_available():
-            rows.append(_row("decode: decode_jpeg batched (GPU)", len(files), lambda: _gpu(blobs)))
-        g = torch.Generator().manual_seed(0)
-        rows.append(
-            _row(
-                "decode PIL + paper augmentation",
-                len(files),
-                lambda: [tf(_pil(b), g) for b in blobs],
-            )
-        )
-        rows.append(
-            _row(
-                "decode_jpeg + paper augmentation",
-                len(files),
-                lambda: [tf(_tv_pil(b), g) for b in blobs],
-            )
-        )
+        rows = _decode_rows(files, blobs, split, tf, device)
         per_worker = {
             "folder": _loader_rate(_folder_loader(Path(tmp) / "jpegs", tf, 0), len(files)),
             "shards": _loader_rate(_shard_loader(split, tf, 0), len(files)),
@@ -109,6 +82,25 @@ def run_data_bench(
         "gpu_measured": gpu_images_per_s is not None,
         "workers_needed": math.ceil(gpu / best) if best > 0 else None,
     }
+
+
+def _decode_rows(files, blobs, split, tf, device: str) -> list[tuple[str, float]]:
+    """Per image, one process: reading (files, tar members), decoding, decoding + augmentation."""
+    n = len(files)
+    rows = [
+        _row("read: folder files", n, lambda: [Path(f).read_bytes() for f, _ in files]),
+        _row("read: tar shards", n, lambda: list(_tar_samples(split))),
+        _row("decode: PIL", n, lambda: [_pil(b) for b in blobs]),
+        _row("decode: torchvision decode_jpeg (CPU)", n, lambda: [_tv(b) for b in blobs]),
+    ]
+    if device == "cuda" and torch.cuda.is_available():
+        rows.append(_row("decode: decode_jpeg batched (GPU)", n, lambda: _gpu(blobs)))
+    g = torch.Generator().manual_seed(0)
+    rows.append(_row("decode PIL + paper augmentation", n, lambda: [tf(_pil(b), g) for b in blobs]))
+    rows.append(
+        _row("decode_jpeg + paper augmentation", n, lambda: [tf(_tv_pil(b), g) for b in blobs])
+    )
+    return rows
 
 
 def render_data(report: dict[str, Any]) -> str:
@@ -174,7 +166,7 @@ def _shard(files: list[tuple[str, int]], out: Path, size: int = 16) -> shards.Sh
     for k in range(0, len(files), size):
         items = [(f, label, k + i) for i, (f, label) in enumerate(files[k : k + size])]
         path = out / shards.shard_name("train", k // size)
-        written = shards.write_shard(path, items, None, strict=False)
+        written = shardwrite.write_shard(path, items, None, strict=False)
         urls.append(str(path))
         counts.append(written.count)
     return shards.ShardSet(str(out), urls, counts, ["0", "1"])

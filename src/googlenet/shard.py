@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import data
-from .data import shards
+from .data import shards, shardwrite
 from .errors import ConfigError
 from .fileio import atomic_write_text, output_lock
 
@@ -65,7 +65,7 @@ def write_shards(
         preprocessing = {
             "source": str(Path(data_dir).resolve()),
             "resize_shorter_side": resize,
-            "jpeg_quality": shards.JPEG_QUALITY if resize else None,
+            "jpeg_quality": shardwrite.JPEG_QUALITY if resize else None,
             "train_order": "shuffled with seed 0",
         }
         splits = {}
@@ -156,7 +156,7 @@ def _discard_split(folder: Path) -> None:
             old.unlink()
 
 
-def _run(jobs: list, workers: int) -> list[shards.Written]:
+def _run(jobs: list, workers: int) -> list[shardwrite.Written]:
     if workers <= 1 or len(jobs) <= 1:
         return [_job(job) for job in jobs]
     # fork: a spawned worker would spend seconds importing torch again (macOS: spawn, its default)
@@ -165,9 +165,9 @@ def _run(jobs: list, workers: int) -> list[shards.Written]:
         return pool.map(_job, jobs, chunksize=1)
 
 
-def _job(job) -> shards.Written:
+def _job(job) -> shardwrite.Written:
     path, items, resize, strict = job
-    return shards.write_shard(path, items, resize, strict)
+    return shardwrite.write_shard(path, items, resize, strict)
 
 
 def render(index: dict[str, Any], out: Path) -> str:

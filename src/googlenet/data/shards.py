@@ -54,7 +54,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from ..errors import DataError
 from . import (
@@ -64,19 +63,17 @@ from . import (
     collate,
     decode_image,
     ignore_stop_signals,
-    open_image,
 )
 
 INDEX = "index.json"
 FORMAT = "googlenet-shards"
 VERSION = 1
 SHUFFLE_BUFFER = 1000  # samples per reader; about 100 MB of ImageNet JPEGs
-JPEG_QUALITY = 90
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 _TAR = re.compile(r"[^/\s'\"]+\.tar")
 
 
-def _webdataset():
+def require_webdataset():
     try:
         import webdataset
     except ImportError:
@@ -122,7 +119,7 @@ def read_index(source: str, what: str) -> dict[str, Any]:
     """The parsed ``index.json`` at ``source`` (a path, or a URL read with webdataset's gopen)."""
     try:
         if _SCHEME.match(source) and not source.startswith("file:"):
-            stream = _webdataset().gopen(source, "rb")
+            stream = require_webdataset().gopen(source, "rb")
             try:
                 raw = stream.read()
             finally:
@@ -157,7 +154,7 @@ def open_split(spec: str | Path) -> ShardSet:
         listed = _listed(index, where)
         urls = [str(folder / name) for name in listed]
     else:
-        urls = list(_webdataset().shardlists.expand_urls(text))
+        urls = list(require_webdataset().shardlists.expand_urls(text))
         names = [_basename(url, text) for url in urls]
         where = _index_url(urls[0], names[0])
         index = read_index(where, text)
@@ -398,7 +395,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
 
     def raw_samples(self, order) -> Iterator[dict[str, Any] | Skipped]:
         """The raw samples of shards ``order`` (numbers), a Skipped for a shard that fails."""
-        wds = _webdataset()
+        wds = require_webdataset()
         for s in order:
             url, errors = self.shards.urls[s], []
 
@@ -566,65 +563,3 @@ def eval_loader(spec, transform, batch_size: int, workers: int, pin_memory: bool
         spec = folder / "val"
     dataset = ShardDataset(open_split(spec), transform, train=False, batch_size=batch_size)
     return dataset, ShardLoader(dataset, batch_size, workers, pin_memory)
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing one shard
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Written:
-    """What :func:`write_shard` did: samples written, unreadable files, bytes in and out."""
-
-    count: int = 0
-    skipped: list[str] = field(default_factory=list)
-    bytes_in: int = 0
-    bytes_out: int = 0
-
-
-def write_shard(
-    path: Path, items: list[tuple[str, int, int]], resize: int | None, strict: bool
-) -> Written:
-    """Write ``items`` (file, class number, index in the split) as the tar shard ``path``,
-    atomically; an empty result is not written. ``resize``: shorter sides above it are scaled
-    down to it and stored as JPEG (smaller images keep their own bytes)."""
-    from ..fileio import atomic_save
-
-    wds = _webdataset()
-    done = Written()
-
-    def write(tmp: str) -> None:
-        with wds.TarWriter(tmp, encoder=False) as sink:
-            for source, label, index in items:
-                try:
-                    payload, ext = _payload(source, resize)
-                except DataError as err:
-                    if strict:
-                        raise DataError(f"{err} (--strict: stopping at the first one)") from None
-                    done.skipped.append(str(err))
-                    continue
-                sink.write({"__key__": f"{index:09d}", ext: payload, "cls": str(label).encode()})
-                done.count += 1
-                done.bytes_in += Path(source).stat().st_size
-
-    atomic_save(path, write)
-    if done.count == 0:
-        path.unlink()
-    else:
-        done.bytes_out = path.stat().st_size
-    return done
-
-
-def _payload(source: str, resize: int | None) -> tuple[bytes, str]:
-    """The bytes to store for an image file, and their extension; raises DataError if the file
-    does not decode (so a shard holds only images a reader can read)."""
-    img = open_image(source)
-    if resize is not None and min(img.size) > resize:
-        w, h = img.size
-        size = (resize, round(h * resize / w)) if w <= h else (round(w * resize / h), resize)
-        out = io.BytesIO()
-        img.resize(size, Image.Resampling.BILINEAR).save(out, "JPEG", quality=JPEG_QUALITY)
-        return out.getvalue(), "jpg"
-    ext = Path(source).suffix.lower().lstrip(".")
-    return Path(source).read_bytes(), "jpg" if ext == "jpeg" else ext
