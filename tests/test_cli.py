@@ -58,7 +58,7 @@ HAS = {
     "--device": {"predict", "cam", "train", "eval", "bench", "serve"},
     "--amp": {"predict", "train", "eval"},
     "--batch-size": {"predict", "train", "eval", "bench"},
-    "--workers": {"predict", "train", "eval", "demo"},
+    "--workers": {"predict", "train", "eval", "demo", "bench", "shard"},
     "--backend": {"predict", "eval", "bench", "serve"},
     "--crops": {"predict", "eval"},
     "--resize": {"predict", "eval"},
@@ -67,7 +67,7 @@ HAS = {
     "--weights": {"predict", "cam", "export", "train", "eval", "serve"},
     "--input-size": {"summary", "train", "demo", "bench"},
     "--output": {"convert-weights", "predict", "cam", "export", "eval", "bench"},
-    "--output-dir": {"train", "demo"},
+    "--output-dir": {"train", "demo", "shard"},
     "--force": {"convert-weights", "predict", "cam", "export", "eval", "bench"},
 }
 # The one flag that names another thing on purpose: serve's --workers are server processes,

@@ -41,8 +41,9 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from . import data, faults
+from .data import shards as data_shards
 from .errors import ConfigError, DataError, GoogLeNetError, Interrupted
-from .fileio import atomic_write_text, remove_stale_temporaries, torch_save
+from .fileio import atomic_write_text, output_lock, remove_stale_temporaries, torch_save
 from .metrics import MetricsLog, plot_curves
 from .model import GoogLeNet, GoogLeNetConfig, GoogLeNetOutputs, create_model
 from .runtime import distributed
@@ -771,7 +772,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 def _train_here(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
     try:
-        return _train(cfg, d, stop)
+        with _run_lock(cfg, d):
+            return _train(cfg, d, stop)
     except torch.OutOfMemoryError as err:
         raise GoogLeNetError(_oom_message(cfg, d)) from err
     except RuntimeError as err:
@@ -793,8 +795,7 @@ def _train_here(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
 def _train(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
     out, resume = _output_dir(cfg)
     distributed.barrier()  # every rank has looked at the output directory before rank 0 writes
-    train_dir, val_dir = data.resolve_splits(cfg.data, cfg.val)
-    classes = data.find_classes(train_dir)
+    train_dir, val_dir, classes = data_shards.resolve(cfg.data, cfg.val)  # shards or folders
     ckpt = read_checkpoint(resume, d.device) if resume else None
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     with _checkpoint_errors(resume):
@@ -966,6 +967,13 @@ def build_loaders(
     train_tf = data.TrainTransform(
         mc.input_size, mc.mean, mc.std, cfg.scale, cfg.ratio, cfg.hflip, cfg.jitter, cfg.lighting
     )
+    if isinstance(train_dir, data_shards.ShardSet):  # streamed from tar shards
+        eval_tf = data.EvalTransform.for_model(mc)
+        kw = dict(batch_size=cfg.batch_size, workers=cfg.workers, seed=cfg.seed)
+        pin = d.device.type == "cuda"
+        return data_shards.loaders(
+            train_dir, val_dir, train_tf, eval_tf, rank=d.rank, world=d.world, pin_memory=pin, **kw
+        )
     train_set = data.ImageFolder(train_dir, train_tf)
     classes = train_set.classes
     val_set = (
@@ -1060,13 +1068,38 @@ def _unwrap(polyak: AveragedModel) -> GoogLeNet:
     return polyak.module  # type: ignore[return-value]
 
 
+@contextlib.contextmanager
+def _run_lock(cfg: TrainConfig, d: Dist):
+    """Rank 0 holds the output directory's lock for the whole job, taken before anything looks
+    at the directory: a second run into it stops at once (exit 2) instead of overwriting."""
+    error: GoogLeNetError | None = None
+    with contextlib.ExitStack() as held:
+        if d.is_main:
+            try:
+                held.enter_context(output_lock(_run_dir(cfg), "train"))
+            except GoogLeNetError as err:
+                error = err
+        if distributed.any_rank(error is not None, d.device):
+            raise error or GoogLeNetError("rank 0 could not lock the output directory")
+        yield
+
+
+def _run_dir(cfg: TrainConfig) -> Path:
+    """--output-dir; by default the checkpoint's folder, or runs/<data folder name>-<preset>."""
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    if cfg.resume not in (None, "auto"):
+        return Path(cfg.resume).parent
+    return Path("runs") / f"{Path(cfg.data).resolve().name}-{cfg.preset}"
+
+
 def _output_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
     """The output directory and the checkpoint to resume from; refuse to overwrite a run."""
     if cfg.resume not in (None, "auto"):
         resume = Path(cfg.resume)
         if not resume.is_file():
             raise ConfigError(f"--resume {resume}: no such checkpoint")
-        out = Path(cfg.output_dir) if cfg.output_dir else resume.parent
+        out = _run_dir(cfg)
         held = [f for f in RUN_FILES if (out / f).exists()]
         if held and out.resolve() != resume.parent.resolve():
             raise ConfigError(
@@ -1074,8 +1107,7 @@ def _output_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
                 f"{resume}: continue that run in its own directory, or give an empty one"
             )
         return out, resume
-    name = f"{Path(cfg.data).resolve().name}-{cfg.preset}"
-    out = Path(cfg.output_dir) if cfg.output_dir else Path("runs") / name
+    out = _run_dir(cfg)
     last = out / "last.pt"
     if cfg.resume == "auto":
         return out, last if last.is_file() else None

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import GoogLeNetError, Interrupted
-from . import bench, cam, convert_weights, demo, export, predict, serve, summary, train
+from . import bench, cam, convert_weights, demo, export, predict, serve, shard, summary, train
 from . import eval as eval_  # noqa: E402
 from .args import (  # noqa: F401  (the argument types, importable from googlenet.cli)
     PROG,
@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "demo": (demo.add, demo.run),
     "bench": (bench.add, bench.run),
     "serve": (serve.add, serve.run),
+    "shard": (shard.add, shard.run),
 }
 
 

@@ -15,8 +15,10 @@ from .args import (
     add_input_size,
     add_output,
     add_preset,
+    add_workers,
     nonnegative_float,
     nonnegative_int,
+    positive_float,
     positive_int,
     refuse_overwrite,
 )
@@ -36,7 +38,21 @@ def add(sub: argparse._SubParsersAction) -> None:
         "added where the hardware does bf16 fast. --preset torchvision times the very "
         "architecture of torchvision's model (the paper preset differs in its 5x5s and LRN).",
     )
-    p.add_argument("--mode", choices=MODES, default="both", help="what to time")
+    p.add_argument(
+        "--mode",
+        choices=(*MODES, "data"),
+        default="both",
+        help="what to time; data: the input pipeline (decode, augmentation, loaders)",
+    )
+    p.add_argument("--data", metavar="DIR", help="--mode data: images to time (default: synthetic)")
+    p.add_argument("--images", type=positive_int, default=64, help="--mode data: how many")
+    add_workers(p, None, "; --mode data: loader workers (default: CPUs, at most 8)")
+    p.add_argument(
+        "--gpu-images-per-s",
+        type=positive_float,
+        metavar="N",
+        help="--mode data: a GPU's measured training images/s (default: an H100 estimate)",
+    )
     add_preset(p)
     add_batch_size(p, 32, "images per timed batch")
     add_input_size(p, 224)
@@ -67,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     from ..bench import BenchConfig, render, run_bench
     from ..fileio import atomic_write_text
 
+    if args.mode == "data":  # the input pipeline: its own module
+        return _data(args)
+
     if args.output is not None:  # not after minutes of timing
         if not args.output.parent.is_dir():
             raise GoogLeNetError(
@@ -94,6 +113,22 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         atomic_write_text(args.output, render(report, "json") + "\n")
     print(render(report, args.format))
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from ..bench.data import render_data, run_data_bench
+
+    report = run_data_bench(
+        args.data,
+        images=args.images,
+        input_size=args.input_size,
+        workers=args.workers,
+        device=_bench_device(args.device),
+        gpu_images_per_s=args.gpu_images_per_s,
+        progress=logging.getLogger(PROG).info,
+    )
+    print(render_data(report))
     return 0
 
 
