@@ -31,7 +31,9 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 
 def action(parser: argparse.ArgumentParser, option: str) -> argparse.Action | None:
-    return next((a for a in parser._actions if option in a.option_strings), None)
+    """The option as --help shows it (a hidden old spelling is not the flag)."""
+    shown = (a for a in parser._actions if a.help != argparse.SUPPRESS)
+    return next((a for a in shown if option in a.option_strings), None)
 
 
 # flag -> (option strings, type, choices, default or PER_COMMAND); every subcommand with the
