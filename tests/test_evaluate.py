@@ -42,7 +42,9 @@ def spread_classifier(model: googlenet.GoogLeNet, folder: Path) -> None:
     with torch.no_grad():
         feats = torch.cat(
             [
-                model.forward_head(model.forward_features(transform(open_image(p))), pre_logits=True)
+                model.forward_head(
+                    model.forward_features(transform(open_image(p))), pre_logits=True
+                )
                 for p in sorted(folder.rglob("*.png"))
             ]
         )
