@@ -27,6 +27,15 @@ def _images(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
+def _calibration() -> torch.Tensor:
+    """48 images whose first 32 (the first batch) are dimmed 20x: activation ranges taken from
+    the first image or the first batch alone would clip the test images' activations (relative
+    error 0.94 measured), from all 48 they cover them (0.027)."""
+    images = _images(48)
+    images[:32] *= 0.05
+    return images
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[googlenet.GoogLeNet, Path]:
     torch.manual_seed(0)
@@ -34,7 +43,7 @@ def tiny(tmp_path_factory) -> tuple[googlenet.GoogLeNet, Path]:
         "paper-bn", num_classes=10, input_size=64, class_names=[str(i) for i in range(10)]
     ).eval()
     path = tmp_path_factory.mktemp("int8") / "tiny-int8.onnx"
-    assert quantize_int8(model, _images(48), path) == path
+    assert quantize_int8(model, _calibration(), path) == path
     return model, path
 
 
@@ -57,8 +66,12 @@ def test_int8_agrees_with_fp32(tiny, backend):
             expected = model(x)
         got = int8(x)
         assert got.shape == expected.shape and got.dtype == torch.float32
+        # Each of the ~20 quantized layers on the path rounds to a 1/255 of its range (~5 sd of a
+        # ReLU'd activation): noise 5/255/sqrt(12) = 0.6% of the signal per layer, sqrt(20) x
+        # that = 2.7% on the logits (2.7% measured). 5% leaves room; calibration on only the
+        # first image or batch gives 94%, a wrong scale or zero point more.
         relative = (got - expected).norm() / expected.norm()
-        assert relative < 0.1, relative.item()
+        assert relative < 0.05, relative.item()
 
 
 def test_quantize_from_an_onnx_file(tiny, tmp_path):
