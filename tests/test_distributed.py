@@ -12,6 +12,8 @@ import torch
 from folders import make_dataset
 from safetensors.torch import load_file
 
+CLASSES = ("a", "b", "c", "d", "e", "f")
+
 
 @pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, run_cli):
@@ -33,7 +35,8 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, run_cli):
     within 1e-4. A bug (summed instead of averaged gradients, a wrong shard, per-process
     augmentation) moves the weights by a different 30-100%.
     """
-    make_dataset(tmp_path / "data", train=8, val=3)
+    # Six classes, so that top-5 can miss and the two runs' val_top5 can differ (3 steps an epoch).
+    make_dataset(tmp_path / "data", CLASSES, train=4, val=2)
     args = [
         "train",
         "--data",
@@ -110,10 +113,10 @@ def initial() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     model = googlenet.create_model(
         "paper",
-        num_classes=3,
+        num_classes=len(CLASSES),
         input_size=32,
         dropout=0.0,
         aux_dropout=0.0,
-        class_names=("a", "b", "c"),
+        class_names=CLASSES,
     )
     return dict(model.state_dict())
