@@ -244,3 +244,34 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_nested_wrapper_prefixes_are_all_stripped(tmp_path):
+    """DDP around a compiled model around DDP: every ``module.``/``_orig_mod.`` level goes."""
+    theirs = torchvision_model(aux_logits=False, num_classes=10).eval()
+    path = tmp_path / "nested.pth"
+    prefix = "module._orig_mod.module."
+    torch.save({prefix + k: v for k, v in theirs.state_dict().items()}, path)
+    ours = load(path).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert (ours(x) - theirs(x)).abs().max() <= 1e-5
+
+
+def test_a_torchvision_state_dict_without_its_classifier_is_refused(tmp_path):
+    state = torchvision_model(aux_logits=False, num_classes=10).state_dict()
+    del state["fc.weight"]
+    path = tmp_path / "headless.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="torchvision googlenet state dict has no 'fc.weight'"):
+        load(path)
+
+
+def test_unreadable_safetensors_metadata_names_the_file_and_the_reason(tmp_path):
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(WeightsError) as err:
+        read_metadata(path)
+    message = str(err.value)
+    assert message.startswith(f"{path} is not a readable safetensors file (")
+    assert "None" not in message and len(message) > len(f"{path} is not a readable") + 30
