@@ -105,6 +105,8 @@ def test_accuracy_is_the_softmax_average_over_crops_and_models(tmp_path, capsys,
         assert report["top1"] == pytest.approx(top1, abs=1e-3)
         assert report["top5"] == pytest.approx(top5, abs=1e-3)
         assert report["top1_error"] == pytest.approx(100 - top1, abs=1e-3)
+        # the ensemble's probabilities are the mean of the models' (tolerance: see by_hand)
+        assert report["loss"] == pytest.approx(by_hand(weights, val, crops)["loss"], abs=2e-3)
         assert report["models"] == [str(w) for w in weights]
         assert set(report["per_class"]) == set(SIX)
         assert sum(c["n"] for c in report["per_class"].values()) == 12
