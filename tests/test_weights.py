@@ -275,3 +275,13 @@ def test_unreadable_safetensors_metadata_names_the_file_and_the_reason(tmp_path)
     message = str(err.value)
     assert message.startswith(f"{path} is not a readable safetensors file (")
     assert "None" not in message and len(message) > len(f"{path} is not a readable") + 30
+
+
+def test_our_own_bare_state_dict_is_not_mistaken_for_torchvisions(tmp_path):
+    """A plain ``state_dict()`` of our paper-bn network shares torchvision's stem keys
+    (``conv1.bn.running_mean``) but not its branch names: it is refused with the expected keys,
+    not converted as if it were torchvision's."""
+    path = tmp_path / "ours.pth"
+    torch.save(create_model("paper-bn", num_classes=4).state_dict(), path)
+    with pytest.raises(WeightsError, match="is not a GoogLeNet state dict.*inception3a.branch1"):
+        load(path)
