@@ -127,3 +127,17 @@ def test_bad_inputs(tiny, tmp_path):
     with pytest.raises(googlenet.InputSizeError):
         load_int8(path, "onnxruntime")(torch.randn(1, 3, 8, 8))
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_calibration_takes_single_images_and_checks_the_channels(tiny, tmp_path):
+    model, _ = tiny
+    with pytest.raises(ConfigError, match="N x 3 x H x W"):
+        quantize_int8(model, torch.randn(2, 1, 64, 64), tmp_path / "x.onnx")
+    # an iterable of single 3 x H x W images (as a folder reader yields them), dimmed first ones
+    images = list(_calibration()[24:])
+    out = quantize_int8(model, images, tmp_path / "singles.onnx")
+    x = _images(2, seed=12)
+    with torch.no_grad():
+        expected = model(x)
+    got = load_int8(out, "onnxruntime")(x)
+    assert float((got - expected).norm() / expected.norm()) < 0.05  # see test_int8_agrees_with_fp32
