@@ -226,3 +226,9 @@ def test_reset_classifier_replaces_every_head_with_the_caffe_fillers():
     assert [tuple(t.shape) for t in out] == [(2, 3)] * 3
     model.reset_classifier(4)
     assert model.config.class_names is None and model.fc.out_features == 4
+
+
+def test_reset_classifier_builds_the_new_heads_on_the_model_device():
+    model = create_model("paper", num_classes=5, input_size=64).to("meta")
+    model.reset_classifier(3)
+    assert {fc.weight.device.type for fc in model.classifiers()} == {"meta"}

@@ -134,7 +134,8 @@ def test_calibration_takes_single_images_and_checks_the_channels(tiny, tmp_path)
     with pytest.raises(ConfigError, match="N x 3 x H x W"):
         quantize_int8(model, torch.randn(2, 1, 64, 64), tmp_path / "x.onnx")
     # an iterable of single 3 x H x W images (as a folder reader yields them), dimmed first ones
-    images = list(_calibration()[24:])
+    # in float64, which the calibration converts to the model's float32
+    images = list(_calibration()[24:].double())
     out = quantize_int8(model, images, tmp_path / "singles.onnx")
     x = _images(2, seed=12)
     with torch.no_grad():
