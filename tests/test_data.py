@@ -361,3 +361,11 @@ def test_random_resized_box_falls_back_to_a_centered_box_on_a_tall_image():
     left, top, right, bottom = D.random_resized_box(10, 100, (0.5, 1.0), (3 / 4, 4 / 3), g)
     assert (left, right) == (0, 10)
     assert math.isclose(bottom - top, 10 / 0.75) and math.isclose((top + bottom) / 2, 50)
+
+
+def test_resize_sizes_are_the_papers_at_224_and_scale_with_the_input():
+    # Section 7: the shorter side goes to 256 for 224 crops, and to 256, 288, 320 and 352 for the
+    # 144 crops; at other input sizes in proportion (checked where rounding cannot hide 1 px).
+    assert D.resize_size(224) == 256
+    assert [D.resize_size(224, s) for s in (256, 288, 320, 352)] == [256, 288, 320, 352]
+    assert D.resize_size(448) == 512 and D.resize_size(112, 352) == 176
