@@ -369,3 +369,13 @@ def test_resize_sizes_are_the_papers_at_224_and_scale_with_the_input():
     assert D.resize_size(224) == 256
     assert [D.resize_size(224, s) for s in (256, 288, 320, 352)] == [256, 288, 320, 352]
     assert D.resize_size(448) == 512 and D.resize_size(112, 352) == 176
+
+
+def test_an_unknown_resize_rule_is_one_line_naming_the_choices():
+    for call in (
+        lambda: D.crop_plan(100, 80, 32, 10, resize="stretch"),
+        lambda: D.EvalTransform(32, (0.5,) * 3, (0.25,) * 3, resize="stretch"),
+    ):
+        with pytest.raises(DataError) as err:
+            call()
+        assert str(err.value) == "--resize must be one of shorter, squash, got 'stretch'"

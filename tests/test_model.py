@@ -232,3 +232,11 @@ def test_reset_classifier_builds_the_new_heads_on_the_model_device():
     model = create_model("paper", num_classes=5, input_size=64).to("meta")
     model.reset_classifier(3)
     assert {fc.weight.device.type for fc in model.classifiers()} == {"meta"}
+
+
+def test_a_standalone_aux_head_pools_as_the_paper_by_default():
+    head = googlenet.InceptionAux(8, 3).eval()
+    y = torch.randn(2, 8, 14, 14)
+    pooled = nn.functional.avg_pool2d(y, 5, stride=3)  # 14x14 -> 4x4, the paper's 5x5/3
+    manual = head.fc2(head.relu(head.fc1(torch.flatten(head.conv(pooled), 1))))
+    torch.testing.assert_close(head(y), manual)
