@@ -240,3 +240,16 @@ def test_a_standalone_aux_head_pools_as_the_paper_by_default():
     pooled = nn.functional.avg_pool2d(y, 5, stride=3)  # 14x14 -> 4x4, the paper's 5x5/3
     manual = head.fc2(head.relu(head.fc1(torch.flatten(head.conv(pooled), 1))))
     torch.testing.assert_close(head(y), manual)
+
+
+def test_torchvision_preset_initializes_like_torchvision():
+    """torchvision's init: every conv and linear weight normal(0, 0.01) (truncated at +-2, i.e.
+    200 sd: no effect), biases 0. The std of a layer's 10^4-10^6 weights is within 1% of its own
+    value (sampling error < 1/sqrt(2n)); 5% tolerance."""
+    model = create_model("torchvision", num_classes=10)
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    for m in layers:
+        if m.weight.numel() >= 10_000:
+            assert abs(float(m.weight.std()) - 0.01) < 5e-4, m
+        if m.bias is not None:
+            assert torch.all(m.bias == 0), m
