@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-quick lint bench clean
+.PHONY: demo test test-quick lint bench mutants clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,5 +41,14 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/googlenet bench --mode both --preset torchvision
 
+# Mutation testing, not part of `make test` (an hour and more on 2 cores): mutmut mutates the
+# functions listed in benchmarks/mutants.txt and runs, for each mutant, the fast tests of
+# [tool.mutmut] in pyproject.toml that call the mutated function. Score and survivors:
+# BENCHMARKS.md, "Mutation score". Cached in mutants/ (delete it after changing a test).
+mutants: $(STAMP)
+	grep -v '^#' benchmarks/mutants.txt | OMP_NUM_THREADS=1 xargs $(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache mutants

@@ -6,6 +6,9 @@ Speed is never asserted here: only that the numbers exist, are consistent and we
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -90,7 +93,17 @@ def test_bench_table_paper_preset_infer(capsys):
 def test_peak_memory_probe_runs_in_a_fresh_process():
     cfg = BenchConfig(mode="infer", batch_size=2, input_size=64, threads=1, backend="torch")
     peak = _peak_memory_probe(cfg, "infer", 0)
-    assert peak is not None and 50 < peak < 20_000
+    # The probe's child imports what this one does before it runs the model, so its peak is at
+    # least that RSS; on top come the weights (a few copies of 27 MB), batch-2 activations at
+    # 64 px (a few MB) and the allocator's arenas: +250 MB measured. A unit slip (kB, GB) or
+    # the parent's figure is far outside [baseline - 50, baseline + 750].
+    code = "import resource, googlenet.bench; print(resource.getrusage(0).ru_maxrss / 1024)"
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    baseline = float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       check=True).stdout.split()[-1]
+    )  # fmt: skip
+    assert peak is not None and baseline - 50 < peak < baseline + 750, (peak, baseline)
 
 
 @pytest.mark.parametrize(

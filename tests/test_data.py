@@ -339,3 +339,43 @@ def test_train_sampler_shards_make_the_single_process_batches():
 def test_shard_sampler_covers_each_index_once():
     shards = [list(D.ShardSampler(10, r, 3)) for r in range(3)]
     assert sorted(sum(shards, [])) == list(range(10))
+
+
+def test_random_resized_boxes_cover_the_whole_range_of_area_and_aspect():
+    """The paper's patches: area uniform in 8-100% of the image, aspect in [3/4, 4/3]
+    log-uniformly. Over 2000 draws on a 120 x 80 image both ends of each range are reached and
+    the mean area is that of the uniform law less the draws that do not fit (0.39 measured).
+    At aspect <= 4/3 a box in a 3:2 image holds at most 8/9 of it."""
+    g = torch.Generator().manual_seed(0)
+    boxes = [D.random_resized_box(120, 80, (0.08, 1.0), (3 / 4, 4 / 3), g) for _ in range(2000)]
+    areas = [(r - left) * (b - t) / (120 * 80) for left, t, r, b in boxes]
+    aspects = [(r - left) / (b - t) for left, t, r, b in boxes]
+    assert min(areas) < 0.1 and max(areas) > 0.85 and 0.35 < sum(areas) / len(areas) < 0.55
+    assert min(aspects) < 0.78 and max(aspects) > 1.28
+
+
+def test_random_resized_box_falls_back_to_a_centered_box_on_a_tall_image():
+    # A 10 x 100 image is narrower than 3/4: the fallback is the full width at aspect 3/4
+    # (10 x 13.33), centered vertically.
+    g = torch.Generator().manual_seed(0)
+    left, top, right, bottom = D.random_resized_box(10, 100, (0.5, 1.0), (3 / 4, 4 / 3), g)
+    assert (left, right) == (0, 10)
+    assert math.isclose(bottom - top, 10 / 0.75) and math.isclose((top + bottom) / 2, 50)
+
+
+def test_resize_sizes_are_the_papers_at_224_and_scale_with_the_input():
+    # Section 7: the shorter side goes to 256 for 224 crops, and to 256, 288, 320 and 352 for the
+    # 144 crops; at other input sizes in proportion (checked where rounding cannot hide 1 px).
+    assert D.resize_size(224) == 256
+    assert [D.resize_size(224, s) for s in (256, 288, 320, 352)] == [256, 288, 320, 352]
+    assert D.resize_size(448) == 512 and D.resize_size(112, 352) == 176
+
+
+def test_an_unknown_resize_rule_is_one_line_naming_the_choices():
+    for call in (
+        lambda: D.crop_plan(100, 80, 32, 10, resize="stretch"),
+        lambda: D.EvalTransform(32, (0.5,) * 3, (0.25,) * 3, resize="stretch"),
+    ):
+        with pytest.raises(DataError) as err:
+            call()
+        assert str(err.value) == "--resize must be one of shorter, squash, got 'stretch'"

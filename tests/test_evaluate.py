@@ -30,22 +30,28 @@ def weights_file(path: Path, classes=CLASSES, seed=0, spread_on: Path | None = N
         "paper", num_classes=len(classes), class_names=classes, input_size=32
     ).eval()
     if spread_on is not None:
-        transform = EvalTransform.for_model(model.config, 10)
-        with torch.no_grad():
-            feats = torch.cat(
-                [
-                    model.forward_head(
-                        model.forward_features(transform(open_image(p))), pre_logits=True
-                    )
-                    for p in sorted(spread_on.rglob("*.png"))
-                ]
-            )
-            mean, sd = feats.mean(0), feats.std(0).clamp_min(1e-12)
-            w = torch.randn(len(classes), feats.shape[1]) / feats.shape[1] ** 0.5 * 3
-            model.fc.weight.copy_(w / sd)
-            model.fc.bias.copy_(-(w / sd) @ mean)
+        spread_classifier(model, spread_on)
     googlenet.save_weights(model, path)
     return path
+
+
+def spread_classifier(model: googlenet.GoogLeNet, folder: Path) -> None:
+    """Rebuild ``model.fc`` around the features of the images under ``folder`` (see weights_file;
+    draws ``W`` from torch's global generator)."""
+    transform = EvalTransform.for_model(model.config, 10)
+    with torch.no_grad():
+        feats = torch.cat(
+            [
+                model.forward_head(
+                    model.forward_features(transform(open_image(p))), pre_logits=True
+                )
+                for p in sorted(folder.rglob("*.png"))
+            ]
+        )
+        mean, sd = feats.mean(0), feats.std(0).clamp_min(1e-12)
+        w = torch.randn(model.fc.out_features, feats.shape[1]) / feats.shape[1] ** 0.5 * 3
+        model.fc.weight.copy_(w / sd)
+        model.fc.bias.copy_(-(w / sd) @ mean)
 
 
 def expected(weights: list[Path], folder: Path, crops: int) -> tuple[float, float, int]:
@@ -99,6 +105,8 @@ def test_accuracy_is_the_softmax_average_over_crops_and_models(tmp_path, capsys,
         assert report["top1"] == pytest.approx(top1, abs=1e-3)
         assert report["top5"] == pytest.approx(top5, abs=1e-3)
         assert report["top1_error"] == pytest.approx(100 - top1, abs=1e-3)
+        # the ensemble's probabilities are the mean of the models' (tolerance: see by_hand)
+        assert report["loss"] == pytest.approx(by_hand(weights, val, crops)["loss"], abs=2e-3)
         assert report["models"] == [str(w) for w in weights]
         assert set(report["per_class"]) == set(SIX)
         assert sum(c["n"] for c in report["per_class"].values()) == 12
@@ -109,8 +117,10 @@ def test_accuracy_is_the_softmax_average_over_crops_and_models(tmp_path, capsys,
 
 
 def test_144_crops_and_the_table(tmp_path, capsys):
-    make_image_folder(tmp_path / "val", per_class=1)
-    w = weights_file(tmp_path / "w.safetensors")
+    # Six classes (so top-5 can miss) and a classifier spread over these images (so the ranking
+    # depends on the image and the crop); the figures are recomputed by hand (`by_hand`).
+    make_image_folder(tmp_path / "val", SIX, per_class=1)
+    w = weights_file(tmp_path / "w.safetensors", SIX, seed=2, spread_on=tmp_path / "val")
     code, out, _ = run_eval(
         capsys,
         "--weights",
@@ -126,13 +136,14 @@ def test_144_crops_and_the_table(tmp_path, capsys):
         "0",
     )
     assert code == 0
-    top1, top5, n = expected([w], tmp_path / "val", 144)
-    assert "144 crop(s) at 32 px" in out and f"{top1:>9.2f}%" in out
-    for name in CLASSES:
+    hand = by_hand([w], tmp_path / "val", 144)
+    assert 0 < hand["top5"] < 100 and 0 < hand["top1"] < 100  # both figures can be wrong
+    assert "144 crop(s) at 32 px" in out and f"{hand['top1']:>9.2f}%" in out
+    assert f"{hand['top5']:>9.2f}%" in out
+    for name in SIX:
         assert any(line.startswith(name) for line in out.splitlines())
     report = json.loads((tmp_path / "w.eval-144crop.json").read_text())
-    assert report["top5"] is None and "3 classes" in report["top5_note"]  # 3 classes: always 100%
-    assert "n/a" in out and all(c["top5"] is None for c in report["per_class"].values())
+    assert_matches_by_hand(report, hand)
 
 
 def test_a_model_with_more_classes_is_matched_by_name(tmp_path, capsys):
@@ -159,12 +170,22 @@ def test_torchvision_weights_without_class_names_map_by_folder_order(tmp_path, c
     tv = torchvision.models.googlenet(
         weights=None, aux_logits=False, init_weights=True, num_classes=3
     )
+    make_image_folder(tmp_path / "val", per_class=3)
     torch.save(tv.state_dict(), tmp_path / "tv.pth")
-    make_image_folder(tmp_path / "val", per_class=2)
+    # A classifier spread over these images (as in weights_file), so the ranking depends on the
+    # image and a wrong class mapping changes the figures.
+    ours = googlenet.load(tmp_path / "tv.pth").eval()
+    spread_classifier(ours, tmp_path / "val")
+    tv.fc.load_state_dict(ours.fc.state_dict())
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
     code, out, _ = run_eval(
         capsys, "--weights", tmp_path / "tv.pth", "--data", tmp_path, "--format", "json", "-j", "0"
     )
-    assert code == 0 and json.loads(out)["n"] == 6
+    assert code == 0 and json.loads(out)["n"] == 9
+    # Model output k is the k-th class folder in sorted order ("a", "b", "c").
+    hand = by_hand([tmp_path / "tv.pth"], tmp_path / "val", 1)
+    assert 0 < hand["top1"] < 100
+    assert_matches_by_hand(json.loads(out), hand)
 
 
 def test_weights_for_other_classes_are_refused(tmp_path, capsys):
@@ -258,3 +279,70 @@ def test_an_ensemble_shows_each_models_own_score_labelled_by_run(tmp_path, capsy
         assert member["top1"] == pytest.approx(top1, abs=1e-3)
         assert member["top5"] == pytest.approx(top5, abs=1e-3)
         assert f"alone: {member['label']}: top-1 {member['top1']:.2f}%" in out
+
+
+def by_hand(weights: list[Path], folder: Path, crops: int) -> dict:
+    """The report's figures recomputed image by image: each model's softmax averaged over the
+    crops, then over the models; labels by sorted folder name; loss = mean -log p(label).
+    Also the loss a scorer of the first crop alone would give (to show the test can tell)."""
+    models = [googlenet.load(w).eval() for w in weights]
+    transform = EvalTransform.for_model(models[0].config, crops)
+    rows = []
+    for label, name in enumerate(sorted(p.name for p in folder.iterdir())):
+        for path in sorted((folder / name).iterdir()):
+            with torch.no_grad():
+                probs = torch.stack([m(transform(open_image(path))).softmax(1) for m in models])
+            probs = probs.clamp_min(1e-12)  # as the report: -log of at least 1e-12
+            mean = probs.mean(1).mean(0)
+            ranked = mean.argsort(descending=True).tolist()
+            first = probs[:, 0].mean(0)
+            rows.append((name, ranked[0] == label, label in ranked[:5], mean[label], first[label]))
+    n = len(rows)
+    per_class = {
+        name: {
+            "n": sum(r[0] == name for r in rows),
+            "top1": 100 * sum(r[1] for r in rows if r[0] == name) / sum(r[0] == name for r in rows),
+            "top5": 100 * sum(r[2] for r in rows if r[0] == name) / sum(r[0] == name for r in rows),
+        }
+        for name in dict.fromkeys(r[0] for r in rows)
+    }
+    return {
+        "n": n,
+        "top1": 100 * sum(r[1] for r in rows) / n,
+        "top5": 100 * sum(r[2] for r in rows) / n,
+        "loss": -sum(float(r[3].log()) for r in rows) / n,
+        "first_crop_loss": -sum(float(r[4].log()) for r in rows) / n,
+        "per_class": per_class,
+    }
+
+
+def assert_matches_by_hand(report: dict, hand: dict) -> None:
+    """Counts exactly (reported to 4 decimals); the loss to 2e-3: the spread classifier turns
+    float summation-order differences into logit differences of ~3e-4 (see the ONNX test),
+    and a wrong crop rule or class map moves the loss by tenths (checked by the callers)."""
+    assert report["n"] == hand["n"]
+    assert report["top1"] == pytest.approx(hand["top1"], abs=1e-3)
+    assert report["top5"] == pytest.approx(hand["top5"], abs=1e-3)
+    assert report["loss"] == pytest.approx(hand["loss"], abs=2e-3)
+    for name, c in hand["per_class"].items():
+        got = report["per_class"][name]
+        assert got["n"] == c["n"]
+        assert got["top1"] == pytest.approx(c["top1"], abs=1e-3), name
+        assert got["top5"] == pytest.approx(c["top5"], abs=1e-3), name
+
+
+@pytest.mark.parametrize("crops", [10, 144])
+def test_eval_scores_the_average_of_the_crops_not_one_crop(tmp_path, capsys, crops):
+    """The paper's 10- and 144-crop figures (section 7) average the softmax over the crops: a
+    scorer of the first crop alone gives a loss 0.08-0.3 away (at least 25x the tolerance,
+    asserted below), and other top-1 hits per class."""
+    make_image_folder(tmp_path / "val", SIX, per_class=2)
+    w = weights_file(tmp_path / "w.safetensors", SIX, seed=1, spread_on=tmp_path / "val")
+    code, out, err = run_eval(
+        capsys, "--weights", w, "--data", tmp_path, "--crops", crops, "--format", "json",
+        "-b", "4", "-j", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    hand = by_hand([w], tmp_path / "val", crops)
+    assert abs(hand["first_crop_loss"] - hand["loss"]) > 0.05  # the test can tell
+    assert_matches_by_hand(json.loads(out), hand)

@@ -258,17 +258,47 @@ def test_cli_int8_export_then_predict_and_eval(tmp_path, capsys):
     assert "calibrated on 8 images" in stdout and "top-1 agrees" in stdout
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # The reported figures, recomputed with ONNX Runtime's own session on the file (not the
+    # package's runner) and the plain PyTorch model, on the 8 images `calibration_batch` picks.
+    from googlenet.export import calibration_batch
+
+    images = calibration_batch(model.config, calib, 8)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+
+    def int8_logits(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+
+    with torch.no_grad():
+        fp32 = model.eval()(images)
+    got = int8_logits(images)
+    agree = float((got.argmax(1) == fp32.argmax(1)).float().mean())
+    assert f"top-1 agrees with fp32 on {agree:.1%} of them" in stdout
+    reported = float(stdout.split("logit = ")[1].split()[0])
+    # printed to 3 significant digits; a second session on the same file computes the same
+    assert reported == pytest.approx(float((got - fp32).abs().max()), rel=5e-3)
     # The int8 file is self-describing: predict and eval take it like any weights.
     picture_paths = write_pictures(tmp_path / "pics", 2)
     code, stdout, err = run_main(capsys, "predict", "--weights", out, "--format", "json",
                                  *picture_paths)  # fmt: skip
     assert code == 0, err
-    assert [r["topk"][0]["class"] for r in json.loads(stdout)] != []
-    root = make_dataset(tmp_path / "data", tuple(model.config.class_names), train=1, val=1)
+    transform = EvalTransform.for_model(model.config)
+    for row, path in zip(json.loads(stdout), picture_paths, strict=True):
+        probs = int8_logits(transform(open_image(path))).softmax(1)[0]
+        ranked = probs.argsort(descending=True).tolist()
+        assert [r["class"] for r in row["topk"]] == [model.config.class_names[i] for i in ranked]
+        # probabilities of one int8 graph on one input: float32 rounding only
+        assert [r["prob"] for r in row["topk"]] == pytest.approx(probs[ranked].tolist(), abs=1e-4)
+    root = make_dataset(tmp_path / "data", tuple(model.config.class_names), train=1, val=2)
     code, stdout, err = run_main(capsys, "eval", "--weights", out, "--data", root,
                                  "--format", "json")  # fmt: skip
     assert code == 0, err
-    assert json.loads(stdout)["n"] == len(model.config.class_names)
+    hits = 0
+    for label, name in enumerate(model.config.class_names):
+        for path in sorted((root / "val" / name).iterdir()):
+            hits += int(int8_logits(transform(open_image(path))).argmax()) == label
+    n = 2 * len(model.config.class_names)
+    assert json.loads(stdout)["n"] == n
+    assert json.loads(stdout)["top1"] == pytest.approx(100 * hits / n, abs=1e-3)
 
 
 def test_cli_int8_needs_calibration_and_onnx(tmp_path, capsys):

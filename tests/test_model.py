@@ -200,3 +200,56 @@ def test_factory_rejects_unknown_presets_and_options():
 def test_overrides_change_the_architecture_by_name():
     model = create_model("paper", num_classes=4, dropout=0.5, conv5x5_kernel=3)
     assert model.dropout.p == 0.5 and model.inception3a.conv5x5.conv.kernel_size == (3, 3)
+
+
+def test_naive_module_counts_its_channels_and_takes_batchnorm_only_when_asked():
+    naive = NaiveInceptionModule(192, 64, 128, 32)
+    # Figure 2a: the pool branch passes all 192 input channels through
+    assert (naive.in_channels, naive.out_channels) == (192, 64 + 128 + 32 + 192)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in naive.modules())
+    with_bn = NaiveInceptionModule(192, 64, 128, 32, batchnorm=True)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in with_bn.modules()) == 3
+
+
+def test_reset_classifier_replaces_every_head_with_the_caffe_fillers():
+    model = create_model("paper", num_classes=5, input_size=64)
+    model.reset_classifier(3, ["x", "y", "z"])
+    assert model.config.num_classes == 3 and model.config.class_names == ("x", "y", "z")
+    heads = model.classifiers()
+    assert heads == [model.fc, model.aux1.fc2, model.aux2.fc2]
+    bound = (3 / 1024) ** 0.5  # Caffe's xavier on 1024 inputs; nn.Linear's own is 1/32 = 0.031
+    for fc in heads:
+        assert fc.weight.shape == (3, 1024)
+        assert 0.95 * bound < float(fc.weight.detach().abs().max()) <= bound
+        assert torch.all(fc.bias == 0)  # the classifiers' biases are 0 (the others' 0.2)
+    out = model.train()(torch.randn(2, 3, 64, 64), return_aux=True)
+    assert [tuple(t.shape) for t in out] == [(2, 3)] * 3
+    model.reset_classifier(4)
+    assert model.config.class_names is None and model.fc.out_features == 4
+
+
+def test_reset_classifier_builds_the_new_heads_on_the_model_device():
+    model = create_model("paper", num_classes=5, input_size=64).to("meta")
+    model.reset_classifier(3)
+    assert {fc.weight.device.type for fc in model.classifiers()} == {"meta"}
+
+
+def test_a_standalone_aux_head_pools_as_the_paper_by_default():
+    head = googlenet.InceptionAux(8, 3).eval()
+    y = torch.randn(2, 8, 14, 14)
+    pooled = nn.functional.avg_pool2d(y, 5, stride=3)  # 14x14 -> 4x4, the paper's 5x5/3
+    manual = head.fc2(head.relu(head.fc1(torch.flatten(head.conv(pooled), 1))))
+    torch.testing.assert_close(head(y), manual)
+
+
+def test_torchvision_preset_initializes_like_torchvision():
+    """torchvision's init: every conv and linear weight normal(0, 0.01) (truncated at +-2, i.e.
+    200 sd: no effect), biases 0. The std of a layer's 10^4-10^6 weights is within 1% of its own
+    value (sampling error < 1/sqrt(2n)); 5% tolerance."""
+    model = create_model("torchvision", num_classes=10)
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    for m in layers:
+        if m.weight.numel() >= 10_000:
+            assert abs(float(m.weight.std()) - 0.01) < 5e-4, m
+        if m.bias is not None:
+            assert torch.all(m.bias == 0), m

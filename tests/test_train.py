@@ -312,25 +312,15 @@ def test_fine_tune_our_weights_to_other_classes_keeps_the_aux_heads(tmp_path, ru
 
 
 @pytest.mark.slow
-def test_bf16_channels_last_and_compile_train(tmp_path, run_cli):
-    make_dataset(tmp_path / "data")
-    run_cli(
-        "train",
-        "--data",
-        "data",
-        "--output-dir",
-        "run",
-        "--epochs",
-        "1",
-        "--amp",
-        "bf16",
-        "--channels-last",
-        "--compile",
-        "aot_eager",
-        "--polyak",
-        *FAST,
-        check=True,
-    )
+@pytest.mark.slow  # torch.compile: ~40 s on the busy 2-core machine
+def test_bf16_channels_last_and_compile_train(tmp_path):
+    seen = _first_step(tmp_path, amp="bf16", channels_last=True, compile="aot_eager", polyak=True)
+    # each setting took effect in the step: the network ran compiled, on a channels_last batch,
+    # under bf16 autocast (the logits reaching the loss are bf16)
+    assert "OptimizedModule" in seen["called"], seen["called"]
+    x = seen["input"]
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    assert seen["loss_dtype"] == torch.bfloat16
     weights = load_file(tmp_path / "run" / "final.safetensors")
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
     assert not any(k.startswith("_orig_mod") for k in weights)
@@ -524,3 +514,109 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(monkeypatch):
     assert _progress([1, 2], 0, 1, Dist(rank=1, world=2)) == [1, 2]  # rank 0 only
     monkeypatch.setattr("sys.stderr.isatty", lambda: False)
     assert _progress([1, 2], 0, 1, Dist()) == [1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe as a real run applies it: one step of train() observed through torch's global hooks
+# ---------------------------------------------------------------------------------------------
+
+
+def _first_step(tmp_path, **overrides) -> dict:
+    """Run ``train`` on 8 images in one batch of 8 (classes a: 4, b: 2, c: 2) and capture from the
+    first training step: the network (from its forward in training mode), its outputs and input
+    batch, the modules called, the dtype reaching the loss, and at the optimizer step each
+    parameter's weight decay in the optimizer's groups and its gradient."""
+    from torch.nn.modules.module import (
+        register_module_forward_hook,
+        register_module_forward_pre_hook,
+    )
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from googlenet.train import train
+
+    make_image_folder(tmp_path / "data" / "train", per_class=2, seed=0)
+    make_image_folder(tmp_path / "data" / "train", classes=("a",), per_class=2, seed=2)
+    seen: dict = {}
+
+    def on_forward(module, args, out):
+        if not module.training:
+            return
+        if isinstance(module, googlenet.GoogLeNet) and "out" not in seen:
+            seen["model"], seen["out"] = module, out
+        if isinstance(module, torch.nn.CrossEntropyLoss) and "loss_dtype" not in seen:
+            seen["loss_dtype"] = args[0].dtype
+        seen.setdefault("called", set()).add(type(module).__name__)
+
+    def before_forward(module, args):
+        if module.training and "input" not in seen:  # the outermost module's call comes first
+            seen["input"] = args[0]
+
+    def on_step(optimizer, args, kwargs):
+        if "decay" not in seen:
+            groups = optimizer.param_groups
+            seen["decay"] = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+            seen["count"] = sum(len(g["params"]) for g in groups)
+            seen["grad"] = {id(p): p.grad.detach().clone() for g in groups for p in g["params"]}
+
+    hooks = [
+        register_module_forward_pre_hook(before_forward),
+        register_module_forward_hook(on_forward),
+        register_optimizer_step_pre_hook(on_step),
+    ]
+    try:
+        cfg = TrainConfig(
+            data=str(tmp_path / "data"), output_dir=str(tmp_path / "run"), epochs=1,
+            batch_size=8, workers=0, input_size=32, **overrides,
+        )  # fmt: skip
+        train(cfg)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    seen["cfg"] = cfg
+    return seen
+
+
+def test_a_real_step_decays_weights_but_not_biases_or_norm_parameters(tmp_path):
+    """Caffe's GoogLeNet: ``decay_mult: 0`` on every bias; BatchNorm's scale and shift are not
+    decayed either. Whatever the groups' learning rates, each conv/linear weight is decayed by
+    --weight-decay and every bias and norm parameter by 0."""
+    seen = _first_step(tmp_path, preset="paper-bn")
+    model, decay, cfg = seen["model"], seen["decay"], seen["cfg"]
+    assert cfg.weight_decay > 0
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert seen["count"] == len(trainable) == len(decay)  # each parameter in one group
+    kinds = {"weight": 0, "bias": 0, "norm": 0}
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+            assert decay[id(m.weight)] == cfg.weight_decay, m
+            kinds["weight"] += 1
+            if m.bias is not None:
+                assert decay[id(m.bias)] == 0, m
+                kinds["bias"] += 1
+        elif isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            assert decay[id(m.weight)] == 0 and decay[id(m.bias)] == 0, m
+            kinds["norm"] += 1
+    assert min(kinds.values()) > 0, kinds  # all three kinds were seen
+    assert all(decay[id(p)] == 0 for p in trainable if p.dim() <= 1)
+
+
+def test_a_real_step_uses_the_default_aux_weight_03(tmp_path):
+    """The paper (section 5): loss = main + 0.3 x (aux1 + aux2), the default of TrainConfig and of
+    --aux-weight. Each head's classifier bias only gets its own head's gradient, which for the
+    mean cross-entropy is ``weight x (mean softmax - label frequencies)``: recomputed here from
+    the step's outputs, the main head's weight must be 1 and each auxiliary head's 0.3."""
+    assert TrainConfig(data="x").aux_weight == 0.3
+    # fp32 (amp None): the gradients are then exact to ~1e-7 against differences of ~0.1.
+    seen = _first_step(tmp_path, amp=None)
+    out, grad = seen["out"], seen["grad"]
+    frequencies = torch.tensor([4, 2, 2]) / 8  # one batch holds every image, in any order
+    assert out.logits.shape == (8, 3)
+    heads = zip((out.logits, out.aux1, out.aux2), seen["model"].classifiers(), strict=True)
+    weights = []
+    for logits, fc in heads:
+        direction = logits.detach().float().softmax(1).mean(0) - frequencies
+        g = grad[id(fc.bias)]
+        weights.append(float(g @ direction / (direction @ direction)))
+        # the gradient is that direction, not merely correlated with it
+        assert torch.allclose(g, weights[-1] * direction, atol=1e-5), (g, direction)
+    assert weights == pytest.approx([1.0, 0.3, 0.3], rel=1e-3)

@@ -244,3 +244,44 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_nested_wrapper_prefixes_are_all_stripped(tmp_path):
+    """DDP around a compiled model around DDP: every ``module.``/``_orig_mod.`` level goes."""
+    theirs = torchvision_model(aux_logits=False, num_classes=10).eval()
+    path = tmp_path / "nested.pth"
+    prefix = "module._orig_mod.module."
+    torch.save({prefix + k: v for k, v in theirs.state_dict().items()}, path)
+    ours = load(path).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert (ours(x) - theirs(x)).abs().max() <= 1e-5
+
+
+def test_a_torchvision_state_dict_without_its_classifier_is_refused(tmp_path):
+    state = torchvision_model(aux_logits=False, num_classes=10).state_dict()
+    del state["fc.weight"]
+    path = tmp_path / "headless.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="torchvision googlenet state dict has no 'fc.weight'"):
+        load(path)
+
+
+def test_unreadable_safetensors_metadata_names_the_file_and_the_reason(tmp_path):
+    path = tmp_path / "junk.safetensors"
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(WeightsError) as err:
+        read_metadata(path)
+    message = str(err.value)
+    assert message.startswith(f"{path} is not a readable safetensors file (")
+    assert "None" not in message and len(message) > len(f"{path} is not a readable") + 30
+
+
+def test_our_own_bare_state_dict_is_not_mistaken_for_torchvisions(tmp_path):
+    """A plain ``state_dict()`` of our paper-bn network shares torchvision's stem keys
+    (``conv1.bn.running_mean``) but not its branch names: it is refused with the expected keys,
+    not converted as if it were torchvision's."""
+    path = tmp_path / "ours.pth"
+    torch.save(create_model("paper-bn", num_classes=4).state_dict(), path)
+    with pytest.raises(WeightsError, match="is not a GoogLeNet state dict.*inception3a.branch1"):
+        load(path)

@@ -243,7 +243,11 @@ def test_amp_is_close_but_not_the_contract(backend):
     x = _images(2, 64)
     with torch.no_grad():
         expected = model(x)
-    assert torch.allclose(fast(x), expected, atol=0.2, rtol=0.2)
+    # bf16 keeps 8 significant bits: ~0.2% rounding per layer, ~1% on the logits after the ~20
+    # layers of the path (1.1% measured on both backends). 4% leaves room; all-zero logits are
+    # 100% off, the class order reversed ~140%; above 1e-4 (the fp32 paths' agreement) bf16 ran.
+    relative = float((fast(x) - expected).norm() / expected.norm())
+    assert 1e-4 < relative < 0.04, relative
 
 
 # -- errors ---------------------------------------------------------------------------------
