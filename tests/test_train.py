@@ -517,7 +517,7 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(monkeypatch):
     from tqdm import tqdm
 
     from googlenet.distributed import Dist
-    from googlenet.train import _progress
+    from googlenet.train.loop import _progress
 
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     assert isinstance(_progress([1, 2], 0, 1, Dist()), tqdm)

@@ -555,9 +555,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--schedule",
-        choices=["paper", "cosine", "step"],
+        choices=["paper", "poly", "cosine", "step"],
         default=D.schedule,
-        help="paper: lr x0.96 every 8 x epochs/250 epochs (default)",
+        help="paper: lr x0.96 every 8 x epochs/250 epochs (default); poly: Caffe's "
+        "lr x (1 - t/T)^power (the BVLC weights' quick_solver)",
+    )
+    p.add_argument(
+        "--poly-power", type=positive_float, default=D.poly_power, help="--schedule poly's power"
+    )
+    p.add_argument(
+        "--bias-lr-mult",
+        type=nonnegative_float,
+        help="biases learn at this times the rate, without weight decay (Caffe's lr_mult: 2; "
+        "default 2 for paper/paper-bn, 1 for torchvision)",
     )
     p.add_argument(
         "--lr-step-size",
@@ -612,8 +622,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="(ImageNet's)")
     p.add_argument("--std", type=positive_float, nargs=3, metavar=("R", "G", "B"))
-    p.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision")
-    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument(
+        "--amp",
+        choices=["auto", "bf16", "fp16", "none"],
+        default=D.amp,
+        help="autocast dtype of the training step; auto (default): bf16 where the hardware does "
+        "it fast (AVX512-BF16/AMX CPUs, bf16 GPUs), else none (fp32)",
+    )
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=D.channels_last,
+        help="NHWC memory format (default: on)",
+    )
+    p.add_argument(
+        "--merge-1x1",
+        action=argparse.BooleanOptionalAction,
+        default=D.merge_1x1,
+        help="run each Inception module's three input 1x1 convolutions as one (default: on)",
+    )
     p.add_argument(
         "--compile",
         nargs="?",
