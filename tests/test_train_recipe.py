@@ -139,3 +139,22 @@ def test_poly_schedule_is_caffes():
     assert lr_at(39, steps, cfg) == pytest.approx(0.01 * math.sqrt(1 / 40))
     rates = [lr_at(s, steps, cfg) for s in range(40)]
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_cpu_threads_are_the_idle_cpus(tmp_path, monkeypatch):
+    """Training computes on the CPUs that are idle (another process's core is left to it), and a
+    machine whose load cannot be read keeps every CPU."""
+    from googlenet import speed
+
+    assert speed.cpu_threads(2, 2.0) == 2
+    assert speed.cpu_threads(2, 1.1) == 1  # one other CPU-bound process on two cores
+    assert speed.cpu_threads(2, 0.1) == 1  # a fully busy machine: still one
+    assert speed.cpu_threads(8, None) == 8
+    stat = tmp_path / "stat"
+    cores = "cpu0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0\n"
+    stat.write_text("cpu 10 0 10 100 0 0 0 0 0 0\n" + cores)
+    # over the interval: 20 jiffies user, 20 system, 40 idle of 80 on 2 CPUs: one CPU idle
+    later = "cpu 30 0 30 140 0 0 0 0 0 0\n" + cores
+    monkeypatch.setattr(speed.time, "sleep", lambda s: stat.write_text(later))
+    assert speed.idle_cpus(0.1, stat) == pytest.approx(1.0)
+    assert speed.idle_cpus(0.0, tmp_path / "missing") is None

@@ -26,7 +26,7 @@ from ..distributed import Dist
 from ..errors import ConfigError, DataError, GoogLeNetError
 from ..evaluate import evaluate
 from ..model import GoogLeNet
-from ..speed import TrainStep, prepare_for_training, resolve_amp
+from ..speed import TrainStep, configure_cpu_threads, prepare_for_training, resolve_amp
 from .config import TrainConfig
 from .recipe import build_optimizer, lr_at, polyak_average, set_lr
 from .signals import StopSignals
@@ -397,6 +397,8 @@ def _compiled(model: nn.Module, backend: str) -> nn.Module:
 
 
 def _configure_backends(device: torch.device) -> None:
+    if device.type == "cpu":
+        configure_cpu_threads(log)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
