@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 
 import googlenet
-from googlenet.inference import openvino_min_input_size, optimize_for_inference
-from googlenet.quantize import load_int8, quantize_int8
-from googlenet.speed import autocast, prepare_for_training, to_channels_last
+from googlenet.runtime.backends import openvino_min_input_size, optimize_for_inference
+from googlenet.runtime.device import autocast
+from googlenet.runtime.int8 import load_int8, quantize_int8
+from googlenet.runtime.training import prepare_for_training, to_channels_last
 
 SIZE = 32
 

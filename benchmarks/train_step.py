@@ -22,7 +22,8 @@ import torch.nn.functional as F
 import torchvision
 
 from googlenet import create_model
-from googlenet.distributed import Dist, pick_device
+from googlenet.runtime.device import pick_device
+from googlenet.runtime.distributed import Dist
 from googlenet.train import TrainConfig, make_loop, train_step
 
 

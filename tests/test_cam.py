@@ -13,7 +13,8 @@ from _inference_helpers import CLASSES, INPUT_SIZE, picture, run_main, tiny_mode
 from PIL import Image, ImageDraw
 
 import googlenet
-from googlenet.predict import Predictor, cam_input, class_activation_maps
+from googlenet.runtime.cam import cam_input, class_activation_maps
+from googlenet.runtime.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

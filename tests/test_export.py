@@ -23,7 +23,7 @@ from _inference_helpers import INPUT_SIZE, run_main, tiny_model, write_pictures
 import googlenet
 from googlenet.data import EvalTransform, open_image
 from googlenet.export import CONFIG_FILE, ExportError, export
-from googlenet.predict import Predictor
+from googlenet.runtime.predictor import Predictor
 
 ATOL = 1e-4
 # Tests on `case` share its two ONNX exports (about 10 s each on two busy cores): slow.

@@ -516,7 +516,7 @@ def test_resuming_with_other_classes_is_refused(tmp_path, monkeypatch, capsys):
 def test_progress_bar_on_a_terminal_plain_lines_otherwise(monkeypatch):
     from tqdm import tqdm
 
-    from googlenet.distributed import Dist
+    from googlenet.runtime.distributed import Dist
     from googlenet.train.loop import _progress
 
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)

@@ -13,8 +13,8 @@ from PIL import Image
 
 import googlenet
 from googlenet.data import EvalTransform, normalize
-from googlenet.distributed import Dist
 from googlenet.model import IMAGENET_MEAN, IMAGENET_STD
+from googlenet.runtime.distributed import Dist
 from googlenet.train import TrainConfig, lr_at, make_loop, train_step
 
 # Caffe's LRN in BVLC's train_val.prototxt: local_size 5, alpha 1e-4, beta 0.75 (k 1).
@@ -144,17 +144,17 @@ def test_poly_schedule_is_caffes():
 def test_cpu_threads_are_the_idle_cpus(tmp_path, monkeypatch):
     """Training computes on the CPUs that are idle (another process's core is left to it), and a
     machine whose load cannot be read keeps every CPU."""
-    from googlenet import speed
+    from googlenet.runtime import device
 
-    assert speed.cpu_threads(2, 2.0) == 2
-    assert speed.cpu_threads(2, 1.1) == 1  # one other CPU-bound process on two cores
-    assert speed.cpu_threads(2, 0.1) == 1  # a fully busy machine: still one
-    assert speed.cpu_threads(8, None) == 8
+    assert device.cpu_threads(2, 2.0) == 2
+    assert device.cpu_threads(2, 1.1) == 1  # one other CPU-bound process on two cores
+    assert device.cpu_threads(2, 0.1) == 1  # a fully busy machine: still one
+    assert device.cpu_threads(8, None) == 8
     stat = tmp_path / "stat"
     cores = "cpu0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0\n"
     stat.write_text("cpu 10 0 10 100 0 0 0 0 0 0\n" + cores)
     # over the interval: 20 jiffies user, 20 system, 40 idle of 80 on 2 CPUs: one CPU idle
     later = "cpu 30 0 30 140 0 0 0 0 0 0\n" + cores
-    monkeypatch.setattr(speed.time, "sleep", lambda s: stat.write_text(later))
-    assert speed.idle_cpus(0.1, stat) == pytest.approx(1.0)
-    assert speed.idle_cpus(0.0, tmp_path / "missing") is None
+    monkeypatch.setattr(device.time, "sleep", lambda s: stat.write_text(later))
+    assert device.idle_cpus(0.1, stat) == pytest.approx(1.0)
+    assert device.idle_cpus(0.0, tmp_path / "missing") is None

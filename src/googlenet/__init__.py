@@ -26,10 +26,13 @@ __version__ = "0.1.0"
 # Inference imports torchvision's transforms (a second or more): loaded on first use, so that
 # `import googlenet` and `googlenet --help` stay fast.
 _LAZY = {
-    "Predictor": "predict",
-    "Prediction": "predict",
-    "ClassScore": "predict",
-    "ClassActivationMap": "predict",
+    "Predictor": "runtime.predictor",
+    "Prediction": "runtime.predictor",
+    "ClassScore": "runtime.predictor",
+    "ClassActivationMap": "runtime.cam",
+    "optimize_for_inference": "runtime.backends",
+    "InferenceModel": "runtime.backends",
+    "from_pretrained": "hub",
 }
 
 
@@ -61,6 +64,7 @@ __all__ = [
     "WeightsError",
     "convert_torchvision_state_dict",
     "create_model",
+    "from_pretrained",
     "load",
     "preset_config",
     "save_weights",

@@ -155,6 +155,9 @@ def _type(name: str, module: nn.Module) -> str:
     return type(module).__name__
 
 
+Fired = list[tuple[str, nn.Module, tuple[int, ...], tuple[int, ...]]]
+
+
 def table1(model: GoogLeNet, input_size: int = 224) -> tuple[list[Row], list[Row]]:
     """Measure every Table 1 row of ``model`` at ``input_size``; also the two auxiliary heads.
 
@@ -168,12 +171,29 @@ def table1(model: GoogLeNet, input_size: int = 224) -> tuple[list[Row], list[Row
         )
     was_training = model.training
     model.eval()
-    aux_names = {"aux1", "aux2"}
-    fired: list[tuple[str, nn.Module, tuple[int, ...], tuple[int, ...]]] = []
+    try:
+        fired, captured, macs = _trace_top_level(model, input_size)
+        rows = _table_rows(fired, macs)
+        aux_rows = _aux_rows(model, captured)
+    finally:
+        model.train(was_training)
+    if model.config.preset == "paper" and input_size == 224:
+        for row in rows:
+            if row.name in PAPER_PRINTED:
+                row.paper_params, row.paper_macs = PAPER_PRINTED[row.name]
+    return rows, aux_rows
+
+
+def _trace_top_level(
+    model: GoogLeNet, input_size: int
+) -> tuple[Fired, dict[str, torch.Tensor], dict[str, int]]:
+    """One forward at batch 1: each top-level layer's (name, module, input and output shape) in
+    the order they ran, their outputs, and the multiply-adds of every layer."""
+    fired: Fired = []
     captured: dict[str, torch.Tensor] = {}
     handles = []
     for name, child in model.named_children():
-        if name in aux_names:
+        if name in ("aux1", "aux2"):
             continue
 
         def hook(mod: nn.Module, inp: Any, out: torch.Tensor, name: str = name) -> None:
@@ -188,7 +208,12 @@ def table1(model: GoogLeNet, input_size: int = 224) -> tuple[list[Row], list[Row
     finally:
         for h in handles:
             h.remove()
+    return fired, captured, macs
 
+
+def _table_rows(fired: Fired, macs: dict[str, int]) -> list[Row]:
+    """Table 1's rows from the traced layers: LRN folded into the row before it (Table 1 omits
+    it), the stem's 1x1 reduction and 3x3 convolution as one row of depth 2, as printed."""
     rows: list[Row] = []
     for name, module, in_shape, out_shape in fired:
         row_macs = sum(v for k, v in macs.items() if k == name or k.startswith(name + "."))
@@ -197,20 +222,9 @@ def table1(model: GoogLeNet, input_size: int = 224) -> tuple[list[Row], list[Row
         if isinstance(module, nn.LocalResponseNorm) and prev is not None:
             prev.type += ", LRN"  # Caffe's LRN follows pool1 and conv2/3x3; Table 1 omits it
             continue
-        if (
-            isinstance(module, ConvBlock)
-            and prev is not None
-            and prev.type == "convolution"
-            and prev.patch is not None
-            and prev.patch.startswith("1x1")
-        ):
-            # Table 1's second stem row: a 1x1 reduction then the 3x3 convolution, depth 2.
+        if isinstance(module, ConvBlock) and prev is not None and _is_stem_reduce(prev):
             prev.branches = {"c3x3_reduce": prev.output_shape[0], "c3x3": shape[0]}
-            prev.type, prev.patch, prev.output_shape = (
-                "convolution",
-                _patch(module, in_shape[1:]),
-                shape,
-            )
+            prev.patch, prev.output_shape = _patch(module, in_shape[1:]), shape
             prev.depth += 1
             prev.params += params_of(module)
             prev.macs += row_macs
@@ -227,7 +241,16 @@ def table1(model: GoogLeNet, input_size: int = 224) -> tuple[list[Row], list[Row
         if isinstance(module, InceptionModule):
             row.branches = _branch_widths(module)
         rows.append(row)
+    return rows
 
+
+def _is_stem_reduce(row: Row) -> bool:
+    """The stem's 1x1 convolution, which Table 1 prints with the 3x3 after it as one row."""
+    return row.type == "convolution" and row.patch is not None and row.patch.startswith("1x1")
+
+
+def _aux_rows(model: GoogLeNet, captured: dict[str, torch.Tensor]) -> list[Row]:
+    """The auxiliary heads, measured on the 4a and 4d outputs they read."""
     aux_rows = []
     for aux_name, source in (("aux1", "inception4a"), ("aux2", "inception4d")):
         head = getattr(model, aux_name)
@@ -247,12 +270,7 @@ def table1(model: GoogLeNet, input_size: int = 224) -> tuple[list[Row], list[Row
                 macs=aux_macs,
             )  # fmt: skip
         )
-    if model.config.preset == "paper" and input_size == 224:
-        for row in rows:
-            if row.name in PAPER_PRINTED:
-                row.paper_params, row.paper_macs = PAPER_PRINTED[row.name]
-    model.train(was_training)
-    return rows, aux_rows
+    return aux_rows
 
 
 def _has_weights(module: nn.Module) -> bool:

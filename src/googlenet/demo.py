@@ -161,7 +161,6 @@ def _show_predictions(weights: Path, val_dir: Path, count: int = 6) -> None:
     import torch
 
     from .data import EvalTransform, open_image
-    from .evaluate import forward_logits
     from .weights import load
 
     model = load(weights).eval()
@@ -171,7 +170,7 @@ def _show_predictions(weights: Path, val_dir: Path, count: int = 6) -> None:
     print("a few predictions (1 crop):")
     with torch.no_grad():
         for path in files[:: max(1, len(files) // count)][:count]:
-            probs = forward_logits(model, transform(open_image(path))).softmax(1)[0]
+            probs = model(transform(open_image(path))).softmax(1)[0]
             p, k = probs.max(0)
             guess = names[k] if names else str(int(k))
             print(

@@ -44,3 +44,24 @@ class Interrupted(GoogLeNetError):
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's message (or its type's name): what a one-line
+    error quotes of a library's multi-line failure."""
+    for line in str(err).strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return type(err).__name__
+
+
+def require(*modules: str, extra: str) -> None:
+    """Raise a one-line :class:`ConfigError` naming the extra to install when one of ``modules``
+    (optional dependencies) is missing, instead of an ImportError later."""
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"this needs the '{module}' package: pip install 'googlenet[{extra}]'"
+            )

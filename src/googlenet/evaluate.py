@@ -2,7 +2,7 @@
 
 As in the paper (section 7), the softmax probabilities are averaged over the crops of an image
 and over the models of an ensemble, and the averaged distribution is what is ranked. Every
-forward pass goes through :func:`forward_logits`, the single place where a model is called.
+forward pass goes through :meth:`~googlenet.runtime.predictor.Predictor.logits`, as in `predict`.
 
 The data's classes are matched to the weights' by name (a folder of 10 ImageNet classes can be
 scored by a 1,000-class model); where the names do not overlap at all but the counts agree
@@ -17,13 +17,11 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from . import data
 from .errors import ConfigError, DataError, GoogLeNetError, WeightsError
@@ -32,141 +30,13 @@ from .metrics import plot_confusion
 from .model import GoogLeNetConfig
 
 if TYPE_CHECKING:
-    from .predict import Predictor
+    from .runtime.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
+from .runtime.evaluation import EvalCounts, evaluate  # noqa: E402
 
-def forward_logits(model: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """The one call of a model during evaluation: N x 3 x S x S in, N x classes logits out.
-
-    ``model`` is a GoogLeNet (validation during training) or a predictor's ``logits`` (``googlenet
-    eval``: the fast inference path, or ONNX Runtime on an exported or int8 ``.onnx``)."""
-    return model(x)
-
-
-@dataclass
-class EvalCounts:
-    """Sums that add up over batches and over ranks.
-
-    ``confusion`` has a row per class of the data and a column per class of the model (which may
-    know more classes than the data holds); ``label_map[k]`` is the model's index of data class k.
-    """
-
-    confusion: Tensor
-    top5_hits: Tensor
-    nll: float
-    label_map: Tensor
-    skipped: list[str] = field(default_factory=list)
-
-    @property
-    def n(self) -> int:
-        return int(self.confusion.sum())
-
-    @property
-    def correct(self) -> Tensor:
-        """Per data class, how many images were ranked first correctly."""
-        return self.confusion.gather(1, self.label_map.view(-1, 1)).view(-1)
-
-    @property
-    def top1(self) -> float:
-        return 100.0 * float(self.correct.sum()) / max(self.n, 1)
-
-    @property
-    def top5(self) -> float:
-        return 100.0 * float(self.top5_hits.sum()) / max(self.n, 1)
-
-    @property
-    def loss(self) -> float:
-        """Mean negative log-likelihood of the averaged probabilities (cross-entropy at 1 crop)."""
-        return self.nll / self.n if self.n else float("nan")
-
-    def all_reduce(self, device: torch.device) -> EvalCounts:
-        """The counts summed over the ranks of a torchrun job (itself in a single process)."""
-        if not torch.distributed.is_initialized():
-            return self
-        flat = torch.cat(
-            [
-                self.confusion.view(-1).double(),
-                self.top5_hits.double(),
-                torch.tensor([self.nll, len(self.skipped)], dtype=torch.float64),
-            ]
-        )
-        flat = flat.to(device)
-        torch.distributed.all_reduce(flat)
-        flat = flat.cpu()
-        k, c = self.confusion.shape
-        confusion = flat[: k * c].round().long().view(k, c)
-        top5 = flat[k * c : k * c + k].round().long()
-        return EvalCounts(confusion, top5, float(flat[-2]), self.label_map, self.skipped)
-
-
-@torch.no_grad()
-def evaluate(
-    models: Sequence[Callable[[Tensor], Tensor]],
-    loader: torch.utils.data.DataLoader,
-    device: torch.device,
-    *,
-    label_map: Tensor | None = None,
-    amp: str | None = None,
-    channels_last: bool = False,
-    on_skipped: Callable[[data.Skipped], None] | None = None,
-) -> EvalCounts:
-    """Run ``models`` over ``loader`` (batches of images x crops x 3 x S x S) and count.
-
-    Probabilities are averaged over the crops and the models; top-1/top-5, the confusion matrix and
-    the log-likelihood are counted on that average. Each image that could not be read is passed
-    to ``on_skipped`` as it comes (which may raise to stop) and counted.
-    """
-    for model in models:
-        if isinstance(model, nn.Module):
-            model.eval()
-    k = len(loader.dataset.classes)
-    label_map = label_map if label_map is not None else torch.arange(k)
-    confusion = top5_hits = None
-    nll, skipped = 0.0, []
-    dtype = AMP_DTYPES.get(amp or "", torch.bfloat16)
-    for batch in loader:
-        for item in batch.skipped:
-            if on_skipped is not None:
-                on_skipped(item)
-            skipped.append(item.path)
-        if batch.labels.numel() == 0:
-            continue
-        images = batch.images if batch.images.dim() == 5 else batch.images.unsqueeze(1)
-        b, crops = images.shape[:2]
-        x = images.flatten(0, 1).to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        probs = 0.0
-        with torch.autocast(device.type, dtype=dtype, enabled=amp is not None):
-            for model in models:
-                logits = forward_logits(model, x).float()
-                probs = probs + F.softmax(logits, dim=1).view(b, crops, -1).mean(1)
-        probs = (probs / len(models)).cpu()
-        num_classes = probs.shape[1]
-        if confusion is None or top5_hits is None:
-            confusion = torch.zeros(k, num_classes, dtype=torch.long)
-            top5_hits = torch.zeros(k, dtype=torch.long)
-        y = batch.labels
-        target = label_map[y]
-        nll -= float(probs.gather(1, target.view(-1, 1)).clamp_min(1e-12).log().sum())
-        pred = probs.argmax(1)
-        confusion += torch.bincount(y * num_classes + pred, minlength=k * num_classes).view(
-            k, num_classes
-        )
-        top5 = probs.topk(min(5, num_classes), dim=1).indices.eq(target.view(-1, 1)).any(1)
-        top5_hits += torch.bincount(y, weights=top5.double(), minlength=k).long()
-    if confusion is None:  # nothing readable (or an empty shard under torchrun)
-        confusion = torch.zeros(k, getattr(models[0], "num_classes", k), dtype=torch.long)
-        top5_hits = torch.zeros(k, dtype=torch.long)
-    return EvalCounts(confusion, top5_hits, nll, label_map, skipped)
-
-
-# ---------------------------------------------------------------------------------------------
-# googlenet eval
 # ---------------------------------------------------------------------------------------------
 
 
@@ -203,7 +73,7 @@ def load_models(
     Each member is a :class:`~googlenet.predict.Predictor`: PyTorch weights run on ``backend``
     (by default the fast inference path), ``.onnx`` files (exported, or int8) on ONNX Runtime.
     """
-    from .predict import Predictor
+    from .runtime.predictor import Predictor
 
     models = [Predictor.from_file(w, device=device, backend=backend) for w in weights]
     first = models[0].config
@@ -231,6 +101,7 @@ def evaluate_weights(
     backend: str = "auto",
     output: str | Path | None = None,
     strict: bool = False,
+    resize: str = "shorter",
 ) -> dict[str, Any]:
     """``googlenet eval``: score weights (an ensemble if several) on an image folder.
 
@@ -241,15 +112,16 @@ def evaluate_weights(
     the report as JSON and the confusion matrix as PNG beside the first weights (or at
     ``output``) and returns the report. Unreadable images are named on stderr as they come,
     skipped and counted (``skipped`` in the report); ``strict`` stops at the first one.
+    ``resize="squash"`` resizes to 256x256 before the crops (BVLC Caffe's test protocol).
     """
-    from .distributed import pick_device
+    from .runtime.device import pick_device
 
     start = time.perf_counter()
     dev = pick_device(device)
     predictors = load_models(weights, dev, "eager" if amp else backend)
     config = predictors[0].config
     folder = Path(data_dir) / "val" if (Path(data_dir) / "val").is_dir() else Path(data_dir)
-    dataset = data.ImageFolder(folder, data.EvalTransform.for_model(config, crops))
+    dataset = data.ImageFolder(folder, data.EvalTransform.for_model(config, crops, resize))
     label_map = match_classes(config, dataset.classes, weights[0])
     images_per_batch = max(1, batch_size // crops)
     loader = data.make_loader(
@@ -270,6 +142,7 @@ def evaluate_weights(
     if counts.n == 0:
         raise GoogLeNetError(f"no readable image in {folder}")
     report = _report(counts, dataset.classes, config, weights, folder, crops)
+    report["resize"] = resize
     report["seconds"] = round(time.perf_counter() - start, 3)
     _write_report(report, counts, dataset.classes, output or _beside(weights, crops))
     return report
@@ -356,7 +229,8 @@ def render(report: dict[str, Any], fmt: str = "table", per_class: bool = False) 
     lines = [
         f"{len(models)} model(s): {', '.join(models)}",
         f"data: {report['data']} ({report['n']} images, {report['classes']} classes, "
-        f"{report['crops']} crop(s) at {report['input_size']} px)",
+        f"{report['crops']} crop(s) at {report['input_size']} px"
+        + (", squashed to a square first)" if report.get("resize") == "squash" else ")"),
         "",
         f"{'':8}{'accuracy':>10}{'error':>10}",
         f"{'top-1':8}{report['top1']:>9.2f}%{report['top1_error']:>9.2f}%",

@@ -36,21 +36,20 @@ import json
 import logging
 import os
 import warnings
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-from .errors import ConfigError, GoogLeNetError, InputSizeError, WeightsError
+from .errors import ConfigError, GoogLeNetError, first_line, require
 from .fileio import atomic_save
 from .model import GoogLeNet, GoogLeNetConfig
-from .weights import CONFIG_KEY, FORMAT_VERSION, config_from_json
+from .runtime.sessions import OnnxModel
+from .weights import CONFIG_KEY, FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +75,6 @@ class ExportError(GoogLeNetError):
     """
 
     exit_code = 1
-
-
-def _need_onnx() -> None:
-    """ONNX support is an optional extra; say how to get it instead of an ImportError."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError as err:
-        raise ConfigError(
-            f"ONNX support needs the onnx extra ({err.name} is missing): "
-            "pip install 'googlenet[onnx]'"
-        ) from err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +208,7 @@ def _write_onnx(net: ExportNet, example: Tensor, path: str, options: ExportOptio
                 )
                 proto = onnx.load_from_string(buffer.getvalue())
     except Exception as err:  # the exporters raise many types; all mean the same to the user
-        raise ExportError(f"ONNX export (opset {opset}) failed: {_first_line(err)}") from err
+        raise ExportError(f"ONNX export (opset {opset}) failed: {first_line(err)}") from err
 
     meta = {CONFIG_KEY: _config_json(net.config), "googlenet.version": FORMAT_VERSION}
     for key, value in meta.items():
@@ -231,85 +218,9 @@ def _write_onnx(net: ExportNet, example: Tensor, path: str, options: ExportOptio
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as err:
-        reason = _first_line(err)
+        reason = first_line(err)
         raise ExportError(f"the exported ONNX model fails onnx.checker: {reason}") from err
     onnx.save(proto, path)
-
-
-class OnnxModel:
-    """An exported ``.onnx`` GoogLeNet run by ONNX Runtime: normalized batch in, logits out.
-
-    ``config`` comes from the file's metadata, written at export. A file exported without
-    ``--dynamic-batch`` takes a fixed batch size; larger batches are run in chunks of it.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> None:
-        _need_onnx()
-        import onnxruntime as ort
-
-        self.path = Path(path)
-        providers = ["CPUExecutionProvider"]
-        if torch.device(device).type == "cuda":
-            providers.insert(0, "CUDAExecutionProvider")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), options, providers=_available(ort, providers)
-            )
-        except Exception as err:  # ORT raises its own exception types from C++
-            raise WeightsError(
-                f"{self.path} is not an ONNX model ONNX Runtime can run ({_first_line(err)})"
-            ) from err
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if CONFIG_KEY not in meta:
-            raise WeightsError(
-                f"{self.path} has no '{CONFIG_KEY}' metadata: export it with `googlenet export`"
-            )
-        try:
-            self.config = GoogLeNetConfig.from_dict(config_from_json(meta[CONFIG_KEY]))
-        except (ConfigError, TypeError, ValueError) as err:
-            raise WeightsError(f"{self.path}: invalid model configuration in its metadata") from err
-        graph_input = self.session.get_inputs()[0]
-        self.input_name = graph_input.name
-        batch = graph_input.shape[0]
-        self.fixed_batch = batch if isinstance(batch, int) else None
-
-    def __call__(self, x: Tensor) -> Tensor:
-        """Logits of an N x 3 x S x S normalized float batch (S: the exported input size)."""
-        size = self.config.input_size
-        if x.dim() != 4 or tuple(x.shape[1:]) != (3, size, size):
-            raise InputSizeError(
-                f"{self.path} takes N x 3 x {size} x {size} batches, got {tuple(x.shape)}"
-            )
-        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        step = self.fixed_batch or len(array) or 1
-        outputs = []
-        for start in range(0, len(array), step):
-            chunk = array[start : start + step]
-            real = len(chunk)
-            if self.fixed_batch and real < step:  # pad the last chunk to the fixed batch size
-                chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]), "f4")])
-            outputs.append(self.session.run(None, {self.input_name: chunk})[0][:real])
-        return torch.from_numpy(np.concatenate(outputs)) if outputs else torch.empty(0)
-
-
-def _available(ort: Any, wanted: list[str]) -> list[str]:
-    have = set(ort.get_available_providers())
-    return [p for p in wanted if p in have] or ["CPUExecutionProvider"]
-
-
-def is_onnx_file(path: str | os.PathLike[str]) -> bool:
-    """An ``.onnx`` name, or a protobuf that starts the way every ONNX ModelProto does."""
-    if str(path).lower().endswith(".onnx"):
-        return True
-    with open(path, "rb") as f:
-        head = f.read(2)
-    # Field 1 (ir_version, a varint) comes first: tag byte 0x08, then a small version number.
-    return len(head) == 2 and head[0] == 0x08 and 3 <= head[1] < 32
-
-
-# -- TorchScript ---------------------------------------------------------------------------------
 
 
 def _write_torchscript(net: ExportNet, example: Tensor, path: str, options: ExportOptions) -> None:
@@ -322,7 +233,7 @@ def _write_torchscript(net: ExportNet, example: Tensor, path: str, options: Expo
             traced = torch.jit.trace(net, (example,), check_trace=False)
             torch.jit.save(traced, path, _extra_files={CONFIG_FILE: _config_json(net.config)})
     except Exception as err:
-        raise ExportError(f"TorchScript export failed: {_first_line(err)}") from err
+        raise ExportError(f"TorchScript export failed: {first_line(err)}") from err
 
 
 def _load_torchscript(path: str) -> Runner:
@@ -347,7 +258,7 @@ def _write_exported_program(
             buffer = io.BytesIO()
             torch.export.save(program, buffer, extra_files={CONFIG_FILE: _config_json(net.config)})
     except Exception as err:
-        raise ExportError(f"torch.export failed: {_first_line(err)}") from err
+        raise ExportError(f"torch.export failed: {first_line(err)}") from err
     Path(path).write_bytes(buffer.getvalue())
 
 
@@ -369,23 +280,6 @@ FORMATS: dict[str, Format] = {
         "exported-program", ".pt2", _write_exported_program, _load_exported_program
     ),
 }
-
-
-def describe_archive(path: str | os.PathLike[str]) -> str | None:
-    """``"TorchScript"`` or ``"ExportedProgram"`` for an archive :func:`export` wrote, else None.
-
-    Such archives are not weights ``--weights`` can read; this lets the error say what they are.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return None
-    if any("/code/__torch__/" in n for n in names):
-        return "TorchScript"
-    if any(n.endswith("/archive_format") for n in names):
-        return "ExportedProgram"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,7 +320,7 @@ def export(
     ``opset`` picks the ONNX operator set (default 18; 9-17 through the legacy exporter).
     ``check_images`` (paths or PIL images) are what the check runs on; by default, synthetic
     pictures. ``fuse`` (the default) exports the fast inference network
-    (:func:`googlenet.inference.fuse`: BatchNorm and ``transform_input`` folded into the
+    (:func:`googlenet.runtime.backends.fuse`: BatchNorm and ``transform_input`` folded into the
     convolutions), checked against the plain model like any export.
     Raises :class:`ExportError` if the exporter fails or the exported logits differ
     from PyTorch's by more than ``atol``; nothing is written then.
@@ -437,14 +331,14 @@ def export(
     if opset is not None:
         if format != "onnx":
             raise ConfigError(f"--opset is for ONNX exports, not {format}")
-        _need_onnx()
+        require("onnx", "onnxruntime", extra="onnx")
         import onnx
 
         newest = onnx.defs.onnx_opset_version()
         if not MIN_OPSET <= opset <= newest:
             raise ConfigError(f"--opset must be from {MIN_OPSET} to {newest}, got {opset}")
     if format == "onnx":
-        _need_onnx()
+        require("onnx", "onnxruntime", extra="onnx")
 
     plain = inference_model(model)
     images = check_batch(plain.config, check_images)
@@ -458,7 +352,7 @@ def export(
         reference = plain(images)
     net: torch.nn.Module = plain
     if fuse:
-        from .inference import fuse as fuse_network
+        from .runtime.fuse import fuse as fuse_network
 
         # 1x1s apart: ONNX Runtime, the usual consumer, runs them faster so (see inference).
         net = fuse_network(plain, native_lrn=False, merge_1x1=False)
@@ -539,12 +433,12 @@ def export_int8(
     *,
     check: Tensor | None = None,
 ) -> Int8Result:
-    """Write an int8 ONNX file of ``model`` (:func:`googlenet.quantize.quantize_int8`: the fused
+    """Write an int8 ONNX file of ``model`` (:func:`googlenet.runtime.int8.quantize_int8`: the fused
     network, calibrated on ``calibration``, a normalized N x 3 x S x S batch) and compare it with
     the fp32 model on ``check`` (default: the calibration images): top-1 agreement and logit
     difference are reported, not bounded, since int8 rounds by design."""
-    _need_onnx()
-    from .quantize import load_int8, quantize_int8
+    require("onnx", "onnxruntime", extra="onnx")
+    from .runtime.int8 import load_int8, quantize_int8
 
     net = inference_model(model)
     quantize_int8(net, calibration, path)
@@ -555,10 +449,3 @@ def export_int8(
     agreement = float((got.argmax(1) == reference.argmax(1)).float().mean())
     diff = float((got - reference).abs().max())
     return Int8Result(Path(path), len(calibration), len(images), agreement, diff)
-
-
-def _first_line(err: BaseException) -> str:
-    for line in str(err).strip().splitlines():
-        if line.strip():
-            return line.strip()
-    return type(err).__name__

@@ -12,34 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from .fileio import atomic_save, atomic_write_text
 
 log = logging.getLogger(__name__)
-
-
-def topk_correct(scores: Tensor, target: Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
-    """How many rows of ``scores`` (N x C) have their ``target`` among the k best, for each k.
-
-    k is capped at the number of classes (top-5 of a 3-class problem is top-3, i.e. always right).
-    """
-    kmax = min(max(ks), scores.shape[1])
-    pred = scores.topk(kmax, dim=1).indices  # N x kmax
-    hits = pred.eq(target.view(-1, 1))
-    return [int(hits[:, : min(k, kmax)].any(dim=1).sum()) for k in ks]
-
-
-def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
-    """``num_classes x num_classes`` counts, rows the true class and columns the predicted one."""
-    index = target.long() * num_classes + pred.long()
-    return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
-
-
-# ---------------------------------------------------------------------------------------------
-# The per-epoch log
-# ---------------------------------------------------------------------------------------------
 
 
 class MetricsLog:

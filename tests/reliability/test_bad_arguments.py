@@ -228,6 +228,10 @@ TABLE = [
     (["eval", "--weights", W, "--data", "other"], "was trained on 2 classes"),
     (["bench", "--input-size", "8"], "too small"),
     (["bench", "--output", "no/dir/bench.json"], "does not exist"),
+    (["serve", "--weights", W, "--device", "tpu"], "unknown device"),
+    (["serve", "--weights", IMG], "is not a weights file"),
+    (["serve", "--weights", W, "--max-pixels", "200000000"], "--max-pixels must be"),
+    (["serve", "--weights", W, "--port", "70000"], "a TCP port is 1 to 65535"),
     (["demo", "--output-dir", IMG], "is a file"),
     (["demo", "--output-dir", "d", "--input-size", "8", "--limit", "40"], "too small"),
 ]

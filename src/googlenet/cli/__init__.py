@@ -144,12 +144,15 @@ def _run_summary(args: argparse.Namespace) -> int:
 def _add_convert_weights(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert-weights",
-        help="torchvision googlenet .pth (or any weights we read) -> our safetensors",
+        help="torchvision .pth, Caffe .caffemodel (or any weights we read) -> our safetensors",
         description="Read a torchvision googlenet state dict (e.g. googlenet-1378be20.pth from "
-        "~/.cache/torch/hub/checkpoints) safely (weights_only=True) and write our safetensors file "
-        "with the configuration and class names in its metadata.",
+        "~/.cache/torch/hub/checkpoints) safely (weights_only=True), or a Caffe GoogLeNet "
+        ".caffemodel (BVLC's bvlc_googlenet.caffemodel, into the paper preset, RGB input), and "
+        "write our safetensors file with the configuration and class names in its metadata.",
     )
-    p.add_argument("src", type=existing_file, help="weights to read (.pth, .safetensors)")
+    p.add_argument(
+        "src", type=existing_file, help="weights to read (.pth, .caffemodel, .safetensors)"
+    )
     p.add_argument("dst", type=Path, help="safetensors file to write")
     p.add_argument("--num-classes", type=positive_int, help="re-initialize the classifier for N")
     p.add_argument("--no-aux", action="store_true", help="drop the auxiliary heads")
@@ -158,16 +161,25 @@ def _add_convert_weights(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="torchvision preset: the weights expect ImageNet-normalized input, not [-1, 1]",
     )
+    p.add_argument(
+        "--classes",
+        type=existing_file,
+        metavar="FILE",
+        help="class names, one a line, in the classifier's order (e.g. Places365's categories; "
+        "default: ImageNet's for 1,000 classes, else numbered)",
+    )
 
 
 def _run_convert_weights(args: argparse.Namespace) -> int:
-    from ..weights import convert_weights
+    from ..weights import convert_weights, read_class_names
 
     kwargs: dict = {"num_classes": args.num_classes}
     if args.no_aux:
         kwargs["aux_logits"] = False
     if args.no_transform_input:
         kwargs["transform_input"] = False
+    if args.classes:
+        kwargs["class_names"] = read_class_names(args.classes)
     model = convert_weights(args.src, args.dst, **kwargs)
     n = sum(p.numel() for p in model.parameters())
     print(
@@ -182,7 +194,7 @@ def _run_convert_weights(args: argparse.Namespace) -> int:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     from ..bench import MODES
-    from ..inference import BACKENDS
+    from ..runtime.backends import BACKENDS
 
     p = sub.add_parser(
         "bench",
@@ -265,7 +277,7 @@ def _weights_arg(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _backend_arg(parser: argparse.ArgumentParser) -> None:
-    from ..predict import BACKENDS
+    from ..runtime.backends import BACKENDS
 
     parser.add_argument(
         "--backend",
@@ -283,6 +295,16 @@ def _device_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _resize_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--resize",
+        choices=["shorter", "squash"],
+        default="shorter",
+        help="before cropping: shorter side to 256 (default), or squash both sides to 256 as "
+        "BVLC Caffe's test data was (its 68.7%% top-1 is with squash)",
+    )
+
+
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
@@ -293,7 +315,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "stderr and skipped; the exit code is 2 if any input failed.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders, glob patterns")
-    _weights_arg(p, "our .safetensors, a torchvision googlenet .pth, or an exported .onnx")
+    _weights_arg(p, "our .safetensors, a torchvision .pth, a Caffe .caffemodel, or an .onnx")
     p.add_argument("--topk", type=positive_int, default=5, help="classes per image (5)")
     p.add_argument(
         "--crops",
@@ -303,6 +325,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         help="1 center crop, 10 (corners, center, mirrored) or the paper's 144; "
         "probabilities are averaged (default 1)",
     )
+    _resize_arg(p)
     p.add_argument("--format", choices=["table", "csv", "json", "jsonl"], default="table")
     p.add_argument("--out", type=Path, metavar="FILE", help="write results here, not stdout")
     p.add_argument("-b", "--batch-size", type=positive_int, default=32, help="images per batch")
@@ -321,7 +344,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from ..predict import Predictor, predict_files
+    from ..predict import predict_files
+    from ..runtime.predictor import Predictor
 
     predictor = Predictor.from_file(
         args.weights,
@@ -330,6 +354,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         backend=args.backend,
         batch_size=args.batch_size,
         amp=args.amp == "bf16",
+        resize=args.resize,
     )
     report = _reporter(args.command)
     ok, failed = predict_files(
@@ -372,7 +397,7 @@ def _add_cam(sub: argparse._SubParsersAction) -> None:
         "as a heatmap. One PNG per image; several classes become panels side by side.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders, globs")
-    _weights_arg(p, "our .safetensors or a torchvision googlenet .pth")
+    _weights_arg(p, "our .safetensors, a torchvision googlenet .pth or a Caffe .caffemodel")
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--class",
@@ -399,7 +424,8 @@ def _add_cam(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_cam(args: argparse.Namespace) -> int:
-    from ..predict import Predictor, cam_files
+    from ..cam import cam_files
+    from ..runtime.predictor import Predictor
 
     predictor = Predictor.from_file(args.weights, device=args.device)
     written, failed = cam_files(
@@ -428,7 +454,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "configuration stored in the file) and check the written file against PyTorch on "
         "sample images: max |difference| of the logits at most 1e-4, and onnx.checker for ONNX.",
     )
-    _weights_arg(p, "our .safetensors or a torchvision googlenet .pth")
+    _weights_arg(p, "our .safetensors, a torchvision googlenet .pth or a Caffe .caffemodel")
     p.add_argument("--format", choices=list(FORMATS), default="onnx", help="(default onnx)")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write")
     p.add_argument(
@@ -701,7 +727,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         required=True,
         type=existing_file,
         metavar="W",
-        help="our .safetensors/.pt or torchvision's .pth; several = an ensemble",
+        help="our .safetensors/.pt, torchvision's .pth or a Caffe .caffemodel; several = an "
+        "ensemble",
     )
     p.add_argument(
         "--data", required=True, metavar="DIR", help="class folders, or a root with val/"
@@ -713,6 +740,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="1: center; 10: corners+center and mirrors; 144: the paper's",
     )
+    _resize_arg(p)
     p.add_argument(
         "-b", "--batch-size", type=positive_int, default=64, help="crops per forward pass (64)"
     )
@@ -740,6 +768,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         backend=args.backend,
         output=args.output,
         strict=args.strict,
+        resize=args.resize,
     )
     print(render(report, args.format, per_class=args.per_class))
     return 0
@@ -786,6 +815,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 # -- wiring ---------------------------------------------------------------------------------------
 
+from . import serve as _serve  # noqa: E402  (its file imports the helpers above)
+
 COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "summary": (_add_summary, _run_summary),
     "convert-weights": (_add_convert_weights, _run_convert_weights),
@@ -796,6 +827,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "eval": (_add_eval, _run_eval),
     "demo": (_add_demo, _run_demo),
     "bench": (_add_bench, _run_bench),
+    "serve": (_serve.add, _serve.run),
 }
 
 

@@ -7,8 +7,9 @@ module:
 * ``recipe.py``     -- the paper's recipe: loss, learning-rate schedules, the model to train,
                        Caffe's per-parameter rates and decays, the Polyak average.
 * ``loop.py``       -- one epoch: :func:`train_one_epoch`, :func:`validate`, the training step
-                       as the run calls it (the step itself is :class:`googlenet.speed.TrainStep`,
-                       the one ``googlenet bench --mode train`` times).
+                       as the run calls it (the step itself is
+                       :class:`googlenet.runtime.training.TrainStep`, the one
+                       ``googlenet bench --mode train`` times).
 * ``checkpoint.py`` -- save, read and restore checkpoints, RNG states.
 * ``signals.py``    -- stop signals, failures of other processes.
 * ``run.py``        -- :func:`train`: the run directory, set-up, the epochs, the files.

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from ..distributed import Dist
 from ..errors import ConfigError, GoogLeNetError
 from ..fileio import torch_save
 from ..model import GoogLeNet
+from ..runtime.distributed import Dist
 from ..weights import save_weights
 from .config import plain
 from .loop import EpochProgress, Loop

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from ..speed import AMP_CHOICES
+from ..runtime.device import AMP_CHOICES
 
 SCHEDULES = ("paper", "poly", "cosine", "step")
 # The BVLC solver ran 10M iterations of batch 32 (250 epochs) with the rate x0.96 every 320k

@@ -1,10 +1,10 @@
 """One epoch: the loop's state, the training step as the run calls it, one pass over the training
 set, one over the validation set, and the checks on the way (finite losses, ranks that agree).
 
-The step itself is :class:`googlenet.speed.TrainStep`, the one ``googlenet bench --mode train``
-times; :func:`make_loop` prepares the model for it (:func:`googlenet.speed.prepare_for_training`:
-channels_last, merged 1x1s) and picks its autocast dtype (``--amp auto``: bf16 where the
-hardware does it fast).
+The step itself is :class:`googlenet.runtime.training.TrainStep`, the one ``googlenet bench
+--mode train`` times; :func:`make_loop` prepares the model for it
+(:func:`googlenet.runtime.training.prepare_for_training`: channels_last, merged 1x1s) and picks
+its autocast dtype (``--amp auto``: bf16 where the hardware does it fast).
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from .. import data, distributed, faults
-from ..distributed import Dist
+from .. import data, faults
 from ..errors import ConfigError, DataError, GoogLeNetError
-from ..evaluate import evaluate
 from ..model import GoogLeNet
-from ..speed import TrainStep, configure_cpu_threads, prepare_for_training, resolve_amp
+from ..runtime import distributed
+from ..runtime.device import configure_cpu_threads, resolve_amp
+from ..runtime.distributed import Dist
+from ..runtime.evaluation import evaluate
+from ..runtime.training import TrainStep, prepare_for_training
 from .config import TrainConfig
 from .recipe import build_optimizer, lr_at, polyak_average, set_lr
 from .signals import StopSignals

@@ -21,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from ..errors import DataError
 from ..model import GoogLeNet, GoogLeNetConfig, create_model
-from ..speed import paper_loss
+from ..runtime.training import paper_loss
 from ..weights import load
 from .config import PAPER_EPOCHS, PAPER_GAMMA, PAPER_STEP_EPOCHS, TrainConfig, tupled
 

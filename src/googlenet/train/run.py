@@ -13,12 +13,13 @@ from typing import Any
 
 import torch
 
-from .. import data, distributed
-from ..distributed import Dist
+from .. import data
 from ..errors import ConfigError, DataError, GoogLeNetError
 from ..fileio import atomic_write_text, remove_stale_temporaries
 from ..metrics import MetricsLog, plot_curves
 from ..model import GoogLeNetConfig
+from ..runtime import distributed
+from ..runtime.distributed import Dist
 from ..weights import save_weights
 from .checkpoint import (
     checkpoint_errors,

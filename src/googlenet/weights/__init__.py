@@ -1,13 +1,14 @@
-"""Weights: our safetensors files, torchvision's ``googlenet`` state dicts, and :func:`load`.
+"""Weights: our safetensors files, torchvision's ``googlenet`` state dicts, Caffe's
+``.caffemodel`` files (:mod:`googlenet.weights.caffe`), and :func:`load`.
 
 Our released weights are safetensors files whose string metadata holds the whole model
 configuration (preset, number of classes, class names, input size, mean and std) as JSON under
 ``googlenet.config``, so one file rebuilds the model that made it.
 
-Foreign weights go through one pure function, :func:`convert_torchvision_state_dict`, which only
-renames keys; the result is then loaded strictly. Pickled files are read with
-``torch.load(weights_only=True)`` and nothing else: a file that needs arbitrary Python objects to
-unpickle is refused, not run.
+Foreign weights go through one pure function each, :func:`convert_torchvision_state_dict` (which
+only renames keys) and :func:`~googlenet.weights.caffe.convert_caffe_blobs`; the result is then
+loaded strictly. Pickled files are read with ``torch.load(weights_only=True)`` and nothing else:
+a file that needs arbitrary Python objects to unpickle is refused, not run.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..errors import ConfigError, GoogLeNetError, WeightsError
+from ..errors import ConfigError, GoogLeNetError, WeightsError, first_line
 from ..fileio import atomic_save
 from ..model import GoogLeNet, GoogLeNetConfig, preset_config
+from .caffe import load_caffemodel, looks_like_caffemodel
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as err:
         raise WeightsError(
-            f"{path} is not a readable safetensors file ({_first_line(err)})"
+            f"{path} is not a readable safetensors file ({first_line(err)})"
         ) from err
 
 
@@ -86,7 +88,7 @@ def _load_safetensors(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tens
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise WeightsError(
-            f"{path} is not a readable safetensors file ({_first_line(err)})"
+            f"{path} is not a readable safetensors file ({first_line(err)})"
         ) from err
     if CONFIG_KEY not in meta:
         if _looks_like_torchvision(tensors):
@@ -169,6 +171,18 @@ def _torchvision_config(state_dict: dict[str, torch.Tensor]) -> GoogLeNetConfig:
     )
 
 
+def read_class_names(path: str | os.PathLike[str]) -> list[str]:
+    """Class names from a text file, one a line in the classifier's order (blank lines skipped)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise WeightsError(f"cannot read class names from {path}: {first_line(err)}") from err
+    names = [line.strip() for line in lines if line.strip()]
+    if not names:
+        raise WeightsError(f"{path} holds no class names (expected one a line)")
+    return names
+
+
 def imagenet_categories() -> list[str]:
     """The 1,000 ImageNet class names, as torchvision ships them with its weights' metadata."""
     from torchvision.models import GoogLeNet_Weights
@@ -193,7 +207,8 @@ def load(
     """Build the model a weights file describes and load it, strictly.
 
     ``path`` is one of our safetensors files, a torchvision ``googlenet`` state dict (``.pth``,
-    e.g. ``googlenet-1378be20.pth`` from the torch hub cache), or one of our training checkpoints.
+    e.g. ``googlenet-1378be20.pth`` from the torch hub cache), one of our training checkpoints,
+    or a Caffe GoogLeNet ``.caffemodel`` (BVLC's ``bvlc_googlenet.caffemodel``, into ``paper``).
 
     ``num_classes`` different from the file's re-initializes the classifiers (fine-tuning) and
     says so in the log. ``aux_logits=False`` drops the auxiliary heads; ``True`` on a file without
@@ -295,8 +310,11 @@ def _read(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tensor]]:
         return _load_safetensors(path)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return _from_pickled(path, _torch_load(path))
+    if looks_like_caffemodel(path, head):
+        return load_caffemodel(path)
     raise WeightsError(
-        f"{path} is not a weights file: expected a safetensors file or a PyTorch state dict (.pth)"
+        f"{path} is not a weights file: expected a safetensors file, a PyTorch state dict (.pth) "
+        "or a Caffe .caffemodel"
     )
 
 
@@ -317,7 +335,7 @@ def _torch_load(path: Path) -> Any:
             "use a state dict or safetensors"
         ) from err
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise WeightsError(f"{path} is not a readable PyTorch file ({_first_line(err)})") from err
+        raise WeightsError(f"{path} is not a readable PyTorch file ({first_line(err)})") from err
 
 
 def _from_pickled(path: Path, obj: Any) -> tuple[GoogLeNetConfig, dict[str, torch.Tensor]]:
@@ -359,11 +377,6 @@ def _existing(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
 def convert_weights(
     src: str | os.PathLike[str], dst: str | os.PathLike[str], **load_kwargs
 ) -> GoogLeNet:
@@ -373,3 +386,20 @@ def convert_weights(
     model = load(src, **load_kwargs)
     save_weights(model, dst, metadata={"converted_from": Path(src).name})
     return model
+
+
+def describe_archive(path: str | os.PathLike[str]) -> str | None:
+    """``"TorchScript"`` or ``"ExportedProgram"`` for an archive :func:`export` wrote, else None.
+
+    Such archives are not weights ``--weights`` can read; this lets the error say what they are.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if any("/code/__torch__/" in n for n in names):
+        return "TorchScript"
+    if any(n.endswith("/archive_format") for n in names):
+        return "ExportedProgram"
+    return None

@@ -15,7 +15,7 @@ from googlenet.errors import ConfigError, WeightsError
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from googlenet.quantize import load_int8, quantize_int8, read_config  # noqa: E402
+from googlenet.runtime.int8 import load_int8, quantize_int8, read_config  # noqa: E402
 
 BACKENDS = [
     pytest.param(b, marks=pytest.mark.skipif(importlib.util.find_spec(b) is None, reason=b))
@@ -62,8 +62,9 @@ def test_int8_agrees_with_fp32(tiny, backend):
 
 
 def test_quantize_from_an_onnx_file(tiny, tmp_path):
-    from googlenet.inference import fuse, onnx_bytes
-    from googlenet.quantize import set_onnx_config
+    from googlenet.runtime.fuse import fuse
+    from googlenet.runtime.int8 import set_onnx_config
+    from googlenet.runtime.sessions import onnx_bytes
 
     model, _ = tiny
     proto = onnx.load_from_string(onnx_bytes(fuse(model), 64))

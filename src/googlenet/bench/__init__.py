@@ -24,13 +24,13 @@ Method (the point of this module is that its numbers can be trusted on a noisy, 
   that contender (``VmHWM`` after resetting it once the contender is built, so export and
   compilation are not counted); on CUDA ``torch.cuda.max_memory_allocated`` around its calls.
 
-Contenders, inference: ours (:func:`googlenet.inference.optimize_for_inference`, the ``auto``
+Contenders, inference: ours (:func:`googlenet.runtime.backends.optimize_for_inference`, the ``auto``
 backend unless ``--backend`` says), torchvision's googlenet in eager mode (NCHW, channels_last)
 and ONNX Runtime running torchvision's model exported to ONNX; ``--int8`` adds our int8 file.
 Training: one step (forward with the auxiliary heads, loss = main + 0.3 * (aux1 + aux2), backward,
-SGD with momentum) of ours -- :class:`googlenet.speed.TrainStep` on a model made ready by
-:func:`googlenet.speed.prepare_for_training`, with ``--amp auto``: the very step ``googlenet
-train`` runs by default -- and of torchvision's googlenet, NCHW, channels_last, and
+SGD with momentum) of ours -- :class:`googlenet.runtime.training.TrainStep` on a model made ready
+by :func:`googlenet.runtime.training.prepare_for_training`, with ``--amp auto``: the very step
+``googlenet train`` runs by default -- and of torchvision's googlenet, NCHW, channels_last, and
 channels_last with the same bf16 autocast.
 On CUDA: eager fp32, eager AMP (bf16) channels_last and, with ``--compile``, compiled.
 """
@@ -40,12 +40,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,24 +54,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import ConfigError
-from .inference import (
+from ..errors import ConfigError
+from ..model import GoogLeNet, create_model
+from ..runtime.backends import (
     BACKENDS,
     available_backends,
     compile_module,
     default_backend,
     optimize_for_inference,
 )
-from .model import GoogLeNet, create_model
-from .speed import TrainStep, amp_dtype, autocast, prepare_for_training, resolve_amp
-from .weights import convert_torchvision_state_dict
+from ..runtime.device import amp_dtype, autocast, resolve_amp
+from ..runtime.training import TrainStep, prepare_for_training
+from ..weights import convert_torchvision_state_dict
+from .measure import (
+    cuda_peak,
+    machine_info,
+    matmul_peak,
+    read_peak_rss,
+    reset_peak_rss,
+    time_rounds,
+)
+from .report import render as render  # the CLI renders what run_bench returns
 
 MODES = ("infer", "train", "both")
 NUM_CLASSES = 1000
-
-# Nominal dense bf16 tensor-core peaks (FLOP/s) of GPUs we may meet, from the vendors' data
-# sheets; the measured large-matmul figure is reported beside it.
-GPU_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
 
 
 @dataclass
@@ -252,7 +256,7 @@ def _tv_onnxruntime(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
     def build(x: Tensor) -> Callable[[], Any]:
         import onnxruntime as ort
 
-        from .inference import onnx_bytes
+        from ..runtime.sessions import onnx_bytes
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
@@ -267,7 +271,7 @@ def _tv_onnxruntime(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
 
 def _int8(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
     def build(x: Tensor) -> Callable[[], Any]:
-        from .quantize import load_int8, quantize_int8
+        from ..runtime.int8 import load_int8, quantize_int8
 
         _seed()
         calibration = torch.randn(2 * cfg.batch_size, 3, cfg.input_size, cfg.input_size)
@@ -439,11 +443,6 @@ def contenders(cfg: BenchConfig, mode: str) -> list[Contender]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def flops_per_image(cfg: BenchConfig, family: str, mode: str) -> float:
     """FLOPs (2 per multiply-add) of one image through the model: forward for inference,
     forward with the auxiliary heads plus backward for training."""
@@ -462,54 +461,6 @@ def flops_per_image(cfg: BenchConfig, family: str, mode: str) -> float:
             with torch.no_grad():
                 model(x)
     return float(counter.get_total_flops()) / 2  # per image: the batch of 2 counted twice
-
-
-def matmul_peak(device: str, dtype: torch.dtype, repeats: int = 5) -> float:
-    """FLOP/s of a large square matrix product: the machine's practical peak for ``dtype``.
-
-    The best of ``repeats`` (not the median): a peak is what the machine can do, and on a
-    shared machine every disturbance only lowers it. n = 3072 on a CPU (58 GFLOP, a fraction of
-    a second at the fp32 rate of 2 Zen4 cores; smaller products do not reach the peak).
-    """
-    n = 8192 if device == "cuda" else 3072
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b  # warm-up: first-call allocation and kernel selection
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
-
-
-def _time_rounds(
-    calls: list[Callable[[], Any]], device: str, repeats: int, warmup: int, settle: float = 0.0
-) -> list[list[float]]:
-    """Warm up then time ``repeats`` rounds, each calling every contender once, rotated.
-
-    ``settle`` seconds of idle time come before each timed call: ONNX Runtime's and OpenMP's
-    worker threads spin for a while after a call returns, and on 2 cores the spinning threads
-    of one contender took a core from the next (ONNX Runtime at batch 1: 42 ms alternating
-    back to back, 17 ms with 0.1 s between calls, 15 ms alone)."""
-    for _ in range(warmup):
-        for call in calls:
-            call()
-    _sync(device)
-    times: list[list[float]] = [[] for _ in calls]
-    for r in range(repeats):
-        order = list(range(len(calls)))
-        order = order[r % len(order) :] + order[: r % len(order)]
-        for i in order:
-            _sync(device)
-            time.sleep(settle)
-            t = time.perf_counter()
-            calls[i]()
-            _sync(device)
-            times[i].append(time.perf_counter() - t)
-    return times
 
 
 def _peak_memory_probe(cfg: BenchConfig, mode: str, index: int) -> float | None:
@@ -542,36 +493,15 @@ def _memory_child(arg: str) -> None:  # pragma: no cover - runs in a subprocess
         torch.set_num_threads(cfg.threads)
     contender = contenders(cfg, spec["mode"])[spec["index"]]
     call = contender.build(_images(cfg, cfg.batch_size))
-    reset = _reset_peak_rss()
+    reset = reset_peak_rss()
     for _ in range(2):
         call()
-    peak = _read_peak_rss() if reset else None
+    peak = read_peak_rss() if reset else None
     if peak is None:
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_rss_mb": peak}))
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux 4.0+: write 5 to clear_refs)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _read_peak_rss() -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def _max_abs_diffs(
@@ -590,45 +520,6 @@ def _max_abs_diffs(
     ]
 
 
-def _machine(cfg: BenchConfig) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "device": cfg.device,
-    }
-    try:
-        import torchvision
-
-        info["torchvision"] = torchvision.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    for pkg in ("onnxruntime", "openvino"):
-        try:
-            info[pkg] = __import__(pkg).__version__
-        except ImportError:
-            pass
-    if cfg.device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-        nominal = [v for k, v in GPU_BF16_PEAK.items() if k in info["gpu"]]
-        info["nominal_bf16_tflops"] = nominal[0] / 1e12 if nominal else None
-    else:
-        info["cpu"] = _cpu_name()
-        info["cores"] = os.cpu_count()
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure everything ``cfg`` asks for; returns the JSON-ready report."""
     say = progress or (lambda _msg: None)
@@ -642,7 +533,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         peaks["bf16"] = matmul_peak(cfg.device, torch.bfloat16)
     report: dict[str, Any] = {
         "config": dataclasses.asdict(cfg),
-        "machine": _machine(cfg),
+        "machine": machine_info(cfg.device),
         "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
     }
     modes = ["infer", "train"] if cfg.mode == "both" else [cfg.mode]
@@ -675,13 +566,13 @@ def _bench_mode(cfg: BenchConfig, mode: str, say: Callable[[str], None]) -> dict
     say(f"{mode}: timing {len(calls)} contenders, {cfg.warmup} warm-up + {cfg.repeats} rounds")
     if cfg.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = _time_rounds(calls, cfg.device, cfg.repeats, cfg.warmup, cfg.settle)
+    times = time_rounds(calls, cfg.device, cfg.repeats, cfg.warmup, cfg.settle)
     latencies: list[float | None] = [None] * len(entries)
     if mode == "infer" and cfg.latency:
         say(f"{mode}: batch-1 latency")
         x1 = x[:1].clone()
         single = [e.build(x1) for e in entries]
-        lat = _time_rounds(single, cfg.device, max(cfg.repeats, 10), max(cfg.warmup, 2), cfg.settle)
+        lat = time_rounds(single, cfg.device, max(cfg.repeats, 10), max(cfg.warmup, 2), cfg.settle)
         latencies = [1000 * statistics.median(t) for t in lat]
         del single
     memory: list[float | None] = [None] * len(entries)
@@ -689,30 +580,56 @@ def _bench_mode(cfg: BenchConfig, mode: str, say: Callable[[str], None]) -> dict
         for i, e in enumerate(entries):
             say(f"{mode}: peak memory of {e.name}")
             memory[i] = (
-                _cuda_peak(calls[i]) if cfg.device == "cuda" else _peak_memory_probe(cfg, mode, i)
+                cuda_peak(calls[i]) if cfg.device == "cuda" else _peak_memory_probe(cfg, mode, i)
             )
-    results = []
-    for i, e in enumerate(entries):
-        median = statistics.median(times[i])
-        ips = cfg.batch_size / median
-        gflops = flops[e.family] * ips / 1e9
-        results.append(
-            Result(
-                name=e.name,
-                mode=mode,
-                ours=e.ours,
-                dtype=e.dtype,
-                ms_per_batch=1000 * median,
-                ms_min=1000 * min(times[i]),
-                ms_max=1000 * max(times[i]),
-                images_per_s=ips,
-                gflops_per_s=gflops,
-                fraction_of_peak=None,  # filled in by run_bench with the final peak
-                latency_ms_b1=latencies[i],
-                peak_memory_mb=memory[i],
-                max_abs_diff=diffs[i],
-            )
+    results = [
+        _result(
+            e, mode, times[i], cfg.batch_size, flops[e.family], latencies[i], memory[i], diffs[i]
         )
+        for i, e in enumerate(entries)
+    ]
+    return {
+        "flops_per_image": flops,
+        "results": [dataclasses.asdict(r) for r in results],
+        **_ratios(entries, results, times),
+    }
+
+
+def _result(
+    e: Contender,
+    mode: str,
+    times: list[float],
+    batch_size: int,
+    flops: float,
+    latency: float | None,
+    memory: float | None,
+    diff: float | None,
+) -> Result:
+    """One contender's row: the median of its rounds, as images/s and GFLOP/s."""
+    median = statistics.median(times)
+    ips = batch_size / median
+    return Result(
+        name=e.name,
+        mode=mode,
+        ours=e.ours,
+        dtype=e.dtype,
+        ms_per_batch=1000 * median,
+        ms_min=1000 * min(times),
+        ms_max=1000 * max(times),
+        images_per_s=ips,
+        gflops_per_s=flops * ips / 1e9,
+        fraction_of_peak=None,  # filled in by run_bench with the final peak
+        latency_ms_b1=latency,
+        peak_memory_mb=memory,
+        max_abs_diff=diff,
+    )
+
+
+def _ratios(
+    entries: list[Contender], results: list[Result], times: list[list[float]]
+) -> dict[str, dict[str, float]]:
+    """Ours against each baseline, and each other form of ours against ours: the ratio of the
+    medians, the median of the per-round ratios (paired), and the ratio of the best rounds."""
     ratios: dict[str, float] = {}
     paired: dict[str, float] = {}
     best: dict[str, float] = {}
@@ -728,76 +645,4 @@ def _bench_mode(cfg: BenchConfig, mode: str, say: Callable[[str], None]) -> dict
             b / a for a, b in zip(times[fast], times[slow], strict=True)
         )
         best[name] = min(times[slow]) / min(times[fast])
-    return {
-        "flops_per_image": flops,
-        "results": [dataclasses.asdict(r) for r in results],
-        "ratios": ratios,
-        "ratios_paired": paired,
-        "ratios_best": best,
-    }
-
-
-def _cuda_peak(call: Callable[[], Any]) -> float:
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    call()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() / 2**20
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering
-# ---------------------------------------------------------------------------------------------
-
-
-def render(report: dict[str, Any], fmt: str = "table") -> str:
-    """The report as ``json`` or a plain-text ``table``."""
-    if fmt == "json":
-        return json.dumps(report, indent=2)
-    cfg, machine = report["config"], report["machine"]
-    where = machine.get("gpu") or f"{machine.get('cpu')}, {machine.get('threads')} threads"
-    peaks = ", ".join(f"{k} {v:,.0f}" for k, v in report["matmul_peak_gflops"].items())
-    lines = [
-        f"googlenet bench: preset {cfg['preset']}, batch {cfg['batch_size']}, "
-        f"{cfg['input_size']}x{cfg['input_size']}, {cfg['device']} ({where}), torch "
-        f"{machine['torch']}; median of {cfg['repeats']} alternating rounds",
-        f"large-matmul peak GFLOP/s: {peaks}",
-    ]
-    nominal = machine.get("nominal_bf16_tflops")
-    if nominal:
-        lines.append(f"data-sheet dense bf16 peak: {nominal:,.0f} TFLOP/s ('of sheet' column)")
-    for mode in ("infer", "train"):
-        if mode not in report:
-            continue
-        section = report[mode]
-        lines.append("")
-        lines.append(f"{'inference' if mode == 'infer' else 'training step'}:")
-        head = f"  {'contender':44} {'img/s':>8} {'ms/batch':>9} {'GFLOP/s':>8} {'of peak':>8}"
-        if mode == "infer":
-            head += f" {'b1 ms':>7}"
-        head += f" {'peak MB':>8} {'max|diff|':>9}"
-        if nominal:
-            head += f" {'of sheet':>8}"
-        lines.append(head)
-        for r in section["results"]:
-            frac = f"{100 * r['fraction_of_peak']:.0f}%" if r["fraction_of_peak"] else "-"
-            row = (
-                f"  {r['name'][:44]:44} {r['images_per_s']:8.1f} {r['ms_per_batch']:9.1f} "
-                f"{r['gflops_per_s']:8.1f} {frac:>8}"
-            )
-            if mode == "infer":
-                lat = r["latency_ms_b1"]
-                row += f" {lat:7.1f}" if lat is not None else f" {'-':>7}"
-            mem = r["peak_memory_mb"]
-            row += f" {mem:8.0f}" if mem is not None else f" {'-':>8}"
-            diff = r["max_abs_diff"]
-            row += f" {diff:9.1e}" if diff is not None else f" {'-':>9}"
-            if nominal:
-                row += f" {100 * r['fraction_of_nominal_bf16']:7.1f}%"
-            lines.append(row)
-        for name, ratio in section["ratios"].items():
-            paired = section.get("ratios_paired", {}).get(name)
-            best = section.get("ratios_best", {}).get(name)
-            extra = f" (paired {paired:.2f}x, best {best:.2f}x)" if paired and best else ""
-            lines.append(f"  {name}: {ratio:.2f}x{extra}")
-    return "\n".join(lines)
+    return {"ratios": ratios, "ratios_paired": paired, "ratios_best": best}

@@ -11,24 +11,20 @@ import torch.nn.functional as F
 
 import googlenet
 from googlenet.errors import ConfigError, GoogLeNetError, InputSizeError
-from googlenet.inference import (
+from googlenet.model import ConvBlock
+from googlenet.runtime.backends import available_backends, default_backend, optimize_for_inference
+from googlenet.runtime.device import amp_dtype, autocast
+from googlenet.runtime.fuse import (
     FastLRN,
     FusedGoogLeNet,
     FusedInception,
-    SessionRunner,
-    available_backends,
-    default_backend,
     fold_batchnorm,
     fuse,
     merge_convs,
-    onnx_bytes,
-    optimize_for_inference,
 )
-from googlenet.model import ConvBlock
-from googlenet.speed import (
+from googlenet.runtime.sessions import SessionRunner, onnx_bytes
+from googlenet.runtime.training import (
     MergedInception,
-    amp_dtype,
-    autocast,
     prepare_for_training,
     unmerge_inception_1x1s,
 )
@@ -212,7 +208,7 @@ def test_auto_backend_is_available_and_matches(preset):
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino")
 def test_openvino_small_inputs_are_refused_and_auto_avoids_them():
     """OpenVINO refuses a 3x3 max pool on a 2x2 map (the paper's pool after 4e below 48 px)."""
-    from googlenet.inference import openvino_min_input_size
+    from googlenet.runtime.backends import openvino_min_input_size
 
     model = googlenet.create_model("paper", num_classes=3, input_size=32).eval()
     smallest = openvino_min_input_size(model)

@@ -1,7 +1,7 @@
 """int8: post-training static quantization of the fused network, and running the result.
 
 :func:`quantize_int8` takes a :class:`~googlenet.model.GoogLeNet` (or an fp32 ONNX file of one),
-exports the fused inference graph (BN folded, 1x1s merged: see :mod:`googlenet.inference`),
+exports the fused inference graph (BN folded, 1x1s merged: see :mod:`googlenet.runtime.backends`),
 calibrates activation ranges on real images and writes an int8 ONNX file in QDQ form
 (QuantizeLinear/DequantizeLinear around each convolution): any ONNX runtime reads it, and both
 ONNX Runtime and OpenVINO turn the pairs into int8 kernels (AVX512-VNNI on this CPU).
@@ -37,19 +37,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import ConfigError, WeightsError
-from .fileio import atomic_save
-from .inference import (
+from ..errors import ConfigError, WeightsError, require
+from ..fileio import atomic_save
+from ..model import GoogLeNet, GoogLeNetConfig
+from ..weights import CONFIG_KEY, config_from_json
+from .backends import (
     InferenceModel,
-    _require,
     default_backend,
     fuse,
     onnx_bytes,
     openvino_min_input_size,
-    session_runner,
 )
-from .model import GoogLeNet, GoogLeNetConfig
-from .weights import CONFIG_KEY, config_from_json
+from .sessions import SessionRunner
 
 INPUT_NAME = "images"
 
@@ -113,7 +112,35 @@ def quantize_int8(
     (normalized, N x 3 x H x W, at the size the model will see), a tensor or an iterable of
     batches; a few hundred representative images. Written atomically; returns ``out_path``.
     """
-    _require("onnxruntime", "onnx")
+    require("onnxruntime", extra="onnx")
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    proto = _onnx_model(model_or_onnx)
+    batches = list(_batches(calibration_images))
+    if not batches or sum(len(b) for b in batches) == 0:
+        raise ConfigError("quantize_int8 needs at least one calibration image")
+    out_path = Path(out_path)
+    with tempfile.TemporaryDirectory(prefix="googlenet-int8-") as tmp:
+        fp32, prepped, int8 = (Path(tmp) / n for n in ("fp32.onnx", "prep.onnx", "int8.onnx"))
+        onnx.save(proto, str(fp32))
+        # Shape inference and constant folding first, as ONNX Runtime recommends: the quantizer
+        # needs every tensor's shape to place its Q/DQ pairs.
+        quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
+        _quantize_static(prepped, int8, proto.graph.input[0].name, batches, per_channel)
+        quantized = onnx.load(str(int8))
+        for entry in proto.metadata_props:
+            if entry.key == CONFIG_KEY:
+                set_onnx_config(quantized, GoogLeNetConfig.from_dict(config_from_json(entry.value)))
+        atomic_save(out_path, lambda p: onnx.save(quantized, p))
+    return out_path
+
+
+def _quantize_static(
+    src: Path, dst: Path, input_name: str, batches: list[np.ndarray], per_channel: bool
+) -> None:
+    """ONNX Runtime's static quantizer on every calibration batch: QDQ, int8 weights (symmetric,
+    per channel), uint8 activations (MinMax ranges over all the batches)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -121,13 +148,6 @@ def quantize_int8(
         QuantType,
         quantize_static,
     )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    proto = _onnx_model(model_or_onnx)
-    input_name = proto.graph.input[0].name
-    batches = list(_batches(calibration_images))
-    if not batches or sum(len(b) for b in batches) == 0:
-        raise ConfigError("quantize_int8 needs at least one calibration image")
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -137,38 +157,23 @@ def quantize_int8(
             batch = next(self._it, None)
             return None if batch is None else {input_name: batch}
 
-    out_path = Path(out_path)
-    with tempfile.TemporaryDirectory(prefix="googlenet-int8-") as tmp:
-        fp32, prepped, int8 = (Path(tmp) / n for n in ("fp32.onnx", "prep.onnx", "int8.onnx"))
-        import onnx
-
-        onnx.save(proto, str(fp32))
-        # Shape inference and constant folding first, as ONNX Runtime recommends: the quantizer
-        # needs every tensor's shape to place its Q/DQ pairs.
-        quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
-        # The quantizer logs a line per tensor on the root logger: keep the user's log readable.
-        logging.disable(logging.INFO)
-        try:
-            quantize_static(
-                str(prepped),
-                str(int8),
-                Reader(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=per_channel,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                op_types_to_quantize=["Conv", "MaxPool", "Concat", "Split", "GlobalAveragePool"],
-                calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-            )
-        finally:
-            logging.disable(logging.NOTSET)
-        quantized = onnx.load(str(int8))
-        for entry in proto.metadata_props:
-            if entry.key == CONFIG_KEY:
-                set_onnx_config(quantized, GoogLeNetConfig.from_dict(config_from_json(entry.value)))
-        atomic_save(out_path, lambda p: onnx.save(quantized, p))
-    return out_path
+    # The quantizer logs a line per tensor on the root logger: keep the user's log readable.
+    logging.disable(logging.INFO)
+    try:
+        quantize_static(
+            str(src),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv", "MaxPool", "Concat", "Split", "GlobalAveragePool"],
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def read_config(path: str | os.PathLike[str]) -> GoogLeNetConfig:
@@ -199,7 +204,7 @@ def load_int8(
     """An int8 file from :func:`quantize_int8`, ready to call: ``model(images) -> logits``.
 
     ``backend``: ``onnxruntime``, ``openvino`` or ``auto`` (the CPU default of
-    :func:`~googlenet.inference.default_backend`).
+    :func:`~googlenet.runtime.backends.default_backend`).
     """
     config = read_config(path)
     # Sizes only (no weights are read): the smallest input, and OpenVINO's (see inference).
@@ -215,5 +220,5 @@ def load_int8(
     # int8 runs 1.4x faster with the batch split over single-threaded sessions, one per core
     # (198.6 against 139.8 images/s at batch 32 on the idle 2-core machine, BENCHMARKS.md):
     # ONNX Runtime's quantized kernels leave one of two threads idle much of the time.
-    run = session_runner(str(path), backend, num_threads, split_batch=True)
+    run = SessionRunner(str(path), backend, num_threads, split_batch=True)
     return InferenceModel(config, f"{backend}-int8", run, min_input_size=min_size)

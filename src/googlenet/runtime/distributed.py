@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
+from .device import pick_device
 
 # Under NCCL, a gloo group for the few flags the ranks agree on before every step (a stop signal,
 # a batch without images): CPU tensors, so that reading the answer does not wait for the GPU.
@@ -40,32 +40,6 @@ class Dist:
     @property
     def enabled(self) -> bool:
         return self.world > 1
-
-
-def pick_device(name: str | torch.device | None, local_rank: int = 0) -> torch.device:
-    """``--device`` for every command: ``cpu``, ``cuda`` (this process's GPU under torchrun),
-    ``cuda:N``, ``mps``, or None/``auto`` for the best here (CUDA, else MPS, else the CPU).
-    An unknown or unavailable device is a one-line :class:`ConfigError`."""
-    if name is None or str(name) == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        else:
-            name = "mps" if torch.backends.mps.is_available() else "cpu"
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError) as err:
-        raise ConfigError(
-            f"unknown device {str(name)!r}: --device must be auto, cpu, cuda, cuda:N or mps"
-        ) from err
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-        return torch.device("cuda", local_rank) if dev.index is None else dev
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {name}: MPS is not available on this machine")
-    if dev.type not in ("cpu", "mps"):
-        raise ConfigError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {str(name)!r}")
-    return dev
 
 
 def setup(device: str | None = None) -> Dist:

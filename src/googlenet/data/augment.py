@@ -1,0 +1,127 @@
+"""The paper's training augmentation (section 6): random-area crops with random filters,
+flips and photometric distortions, seeded per (seed, epoch, image)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .images import pil_to_uint8
+
+# ---------------------------------------------------------------------------------------------
+# Training augmentation (the paper's, section 6)
+# ---------------------------------------------------------------------------------------------
+
+# "random interpolation methods (bilinear, area, nearest neighbor and cubic, with equal
+# probability)": PIL's BOX filter is the area interpolation.
+PAPER_INTERPOLATIONS = (
+    Image.Resampling.BILINEAR,
+    Image.Resampling.BOX,
+    Image.Resampling.NEAREST,
+    Image.Resampling.BICUBIC,
+)
+# AlexNet's PCA lighting noise: the eigenvalues and eigenvectors of the ImageNet RGB covariance
+# (pixel values in [0, 1]), as fb.resnet.torch and timm ship them.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+
+
+def _uniform(g: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * torch.rand((), generator=g).item()
+
+
+def random_resized_box(
+    width: int,
+    height: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    g: torch.Generator,
+) -> tuple[float, float, float, float]:
+    """A random box of ``scale`` of the area with aspect ratio in ``ratio`` (log-uniform).
+
+    torchvision's ``RandomResizedCrop`` rule (10 tries, then the largest centered box with the
+    ratio clamped), but in float coordinates: PIL resamples sub-pixel boxes, so a crop of 8% of a
+    tiny image is still a proper crop rather than a few whole pixels.
+    """
+    area = width * height
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(10):
+        target = area * _uniform(g, *scale)
+        aspect = math.exp(_uniform(g, log_lo, log_hi))
+        w, h = math.sqrt(target * aspect), math.sqrt(target / aspect)
+        if w <= width and h <= height:
+            left, top = _uniform(g, 0, width - w), _uniform(g, 0, height - h)
+            return left, top, left + w, top + h
+    aspect = width / height
+    w, h = (width, width / ratio[0]) if aspect < ratio[0] else (width, height)
+    if aspect > ratio[1]:
+        w, h = height * ratio[1], height
+    w, h = min(w, width), min(h, height)
+    left, top = (width - w) / 2, (height - h) / 2
+    return left, top, left + w, top + h
+
+
+def photometric_distortion(x: Tensor, jitter: float, lighting: float, g: torch.Generator) -> Tensor:
+    """Brightness, contrast and saturation jitter in random order (Howard 2013, torchvision's
+    ``ColorJitter``), then AlexNet's PCA lighting noise; ``x`` is 3 x H x W float in [0, 1]."""
+    if jitter > 0:
+        gray = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+        for op in torch.randperm(3, generator=g).tolist():
+            factor = _uniform(g, max(0.0, 1 - jitter), 1 + jitter)
+            if op == 0:  # brightness
+                x = x * factor
+            elif op == 1:  # contrast: towards the mean gray level
+                x = (x - gray.mean()) * factor + gray.mean()
+            else:  # saturation: towards the pixel's gray level
+                x = (x - gray) * factor + gray
+            gray = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+    if lighting > 0:
+        alpha = torch.randn(3, generator=g) * lighting
+        rgb = torch.tensor(IMAGENET_EIGVEC) @ (alpha * torch.tensor(IMAGENET_EIGVAL))
+        x = x + rgb.view(3, 1, 1)
+    return x.clamp_(0.0, 1.0)
+
+
+@dataclass
+class TrainTransform:
+    """The paper's training augmentation: PIL image + a seeded generator -> 3 x S x S tensor.
+
+    Random-resized crop of ``scale`` (8%-100%) of the area with aspect ratio in ``ratio``
+    (3/4-4/3), resized to ``input_size`` with an interpolation drawn from bilinear, area, nearest
+    and bicubic; horizontal flip with probability ``hflip``; photometric distortion (``jitter``
+    for brightness, contrast and saturation, ``lighting`` the std of the PCA noise); normalized
+    with ``mean``/``std``. All randomness comes from the generator the caller passes, so the same
+    (seed, epoch, image) gives the same crop whatever the number of workers or processes.
+    """
+
+    input_size: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: float = 0.5
+    jitter: float = 0.4
+    lighting: float = 0.1
+    interpolations: tuple[Image.Resampling, ...] = PAPER_INTERPOLATIONS
+
+    def __call__(self, img: Image.Image, g: torch.Generator) -> Tensor:
+        box = random_resized_box(img.width, img.height, self.scale, self.ratio, g)
+        pick = torch.randint(len(self.interpolations), (), generator=g).item()
+        size = (self.input_size, self.input_size)
+        img = img.resize(size, resample=self.interpolations[pick], box=box)
+        x = pil_to_uint8(img).float().div_(255.0)
+        if torch.rand((), generator=g).item() < self.hflip:
+            x = x.flip(-1)
+        x = photometric_distortion(x, self.jitter, self.lighting, g)
+        m = torch.tensor(self.mean).view(3, 1, 1)
+        s = torch.tensor(self.std).view(3, 1, 1)
+        return (x - m) / s

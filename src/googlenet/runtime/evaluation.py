@@ -1,0 +1,142 @@
+"""The evaluation pass: top-1/top-5 counts and loss of a model over a loader, every rank's
+counts summed. Used by validation during training and by ``googlenet eval``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import data
+from .device import AMP_DTYPES
+
+
+def crop_average(logits: Tensor, crops: int) -> Tensor:
+    """(N * crops) x classes logits -> N x classes softmax probabilities averaged over each
+    image's crops: the paper's multi-crop rule (section 7), for ``predict`` and ``eval`` alike."""
+    return F.softmax(logits.float(), dim=-1).view(-1, crops, logits.shape[-1]).mean(1)
+
+
+@dataclass
+class EvalCounts:
+    """Sums that add up over batches and over ranks.
+
+    ``confusion`` has a row per class of the data and a column per class of the model (which may
+    know more classes than the data holds); ``label_map[k]`` is the model's index of data class k.
+    """
+
+    confusion: Tensor
+    top5_hits: Tensor
+    nll: float
+    label_map: Tensor
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def correct(self) -> Tensor:
+        """Per data class, how many images were ranked first correctly."""
+        return self.confusion.gather(1, self.label_map.view(-1, 1)).view(-1)
+
+    @property
+    def top1(self) -> float:
+        return 100.0 * float(self.correct.sum()) / max(self.n, 1)
+
+    @property
+    def top5(self) -> float:
+        return 100.0 * float(self.top5_hits.sum()) / max(self.n, 1)
+
+    @property
+    def loss(self) -> float:
+        """Mean negative log-likelihood of the averaged probabilities (cross-entropy at 1 crop)."""
+        return self.nll / self.n if self.n else float("nan")
+
+    def all_reduce(self, device: torch.device) -> EvalCounts:
+        """The counts summed over the ranks of a torchrun job (itself in a single process)."""
+        if not torch.distributed.is_initialized():
+            return self
+        flat = torch.cat(
+            [
+                self.confusion.view(-1).double(),
+                self.top5_hits.double(),
+                torch.tensor([self.nll, len(self.skipped)], dtype=torch.float64),
+            ]
+        )
+        flat = flat.to(device)
+        torch.distributed.all_reduce(flat)
+        flat = flat.cpu()
+        k, c = self.confusion.shape
+        confusion = flat[: k * c].round().long().view(k, c)
+        top5 = flat[k * c : k * c + k].round().long()
+        return EvalCounts(confusion, top5, float(flat[-2]), self.label_map, self.skipped)
+
+
+@torch.no_grad()
+def evaluate(
+    models: Sequence[Callable[[Tensor], Tensor]],
+    loader: torch.utils.data.DataLoader,
+    device: torch.device,
+    *,
+    label_map: Tensor | None = None,
+    amp: str | None = None,
+    channels_last: bool = False,
+    on_skipped: Callable[[data.Skipped], None] | None = None,
+) -> EvalCounts:
+    """Run ``models`` over ``loader`` (batches of images x crops x 3 x S x S) and count.
+
+    Probabilities are averaged over the crops and the models; top-1/top-5, the confusion matrix and
+    the log-likelihood are counted on that average. Each image that could not be read is passed
+    to ``on_skipped`` as it comes (which may raise to stop) and counted.
+    """
+    for model in models:
+        if isinstance(model, nn.Module):
+            model.eval()
+    k = len(loader.dataset.classes)
+    label_map = label_map if label_map is not None else torch.arange(k)
+    confusion = top5_hits = None
+    nll, skipped = 0.0, []
+    dtype = AMP_DTYPES.get(amp or "", torch.bfloat16)
+    for batch in loader:
+        for item in batch.skipped:
+            if on_skipped is not None:
+                on_skipped(item)
+            skipped.append(item.path)
+        if batch.labels.numel() == 0:
+            continue
+        images = batch.images if batch.images.dim() == 5 else batch.images.unsqueeze(1)
+        b, crops = images.shape[:2]
+        x = images.flatten(0, 1).to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        probs = 0.0
+        with torch.autocast(device.type, dtype=dtype, enabled=amp is not None):
+            for model in models:
+                logits = model(x).float()
+                probs = probs + crop_average(logits, crops)
+        probs = (probs / len(models)).cpu()
+        num_classes = probs.shape[1]
+        if confusion is None or top5_hits is None:
+            confusion = torch.zeros(k, num_classes, dtype=torch.long)
+            top5_hits = torch.zeros(k, dtype=torch.long)
+        y = batch.labels
+        target = label_map[y]
+        nll -= float(probs.gather(1, target.view(-1, 1)).clamp_min(1e-12).log().sum())
+        pred = probs.argmax(1)
+        confusion += torch.bincount(y * num_classes + pred, minlength=k * num_classes).view(
+            k, num_classes
+        )
+        top5 = probs.topk(min(5, num_classes), dim=1).indices.eq(target.view(-1, 1)).any(1)
+        top5_hits += torch.bincount(y, weights=top5.double(), minlength=k).long()
+    if confusion is None:  # nothing readable (or an empty shard under torchrun)
+        confusion = torch.zeros(k, getattr(models[0], "num_classes", k), dtype=torch.long)
+        top5_hits = torch.zeros(k, dtype=torch.long)
+    return EvalCounts(confusion, top5_hits, nll, label_map, skipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# googlenet eval

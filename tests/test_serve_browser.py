@@ -1,0 +1,74 @@
+"""The page of `googlenet serve` in a real browser: Playwright drives Debian's Chromium
+(Playwright's own browser download needs the internet) against the real server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from _inference_helpers import picture, tiny_model
+from _serve_helpers import serve_process
+
+import googlenet
+
+pytest.importorskip("playwright", reason="needs playwright: pip install 'googlenet[dev]'")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed with apt-get when missing and we are root. Skips with the
+    reason if it cannot be had, except on CI (CI set), where that is a failure."""
+    path = shutil.which("chromium")
+    if path is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            subprocess.run(cmd, env=env, capture_output=True, timeout=900)
+        path = shutil.which("chromium")
+    if path is None:
+        reason = "no chromium: apt-get install -y chromium (needs root) to run the browser test"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.mark.slow
+def test_the_page_shows_top_classes_and_the_cam_overlay(chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    weights = tmp_path / "fruit.safetensors"
+    googlenet.save_weights(tiny_model("paper", seed=1), weights)
+    image = tmp_path / "photo.png"
+    picture(5, (160, 120)).resize((480, 360)).save(image)
+    with serve_process(weights, "--backend", "eager") as (url, _):
+        want = httpx.post(f"{url}/v1/predict", content=image.read_bytes()).json()["topk"]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.goto(url)
+            page.wait_for_selector("#model-info:has-text('fruit')")
+            page.set_input_files("#file", str(image))
+            page.wait_for_selector("#status:has-text('Top class')", timeout=30_000)
+            page.wait_for_function(
+                "() => { const o = document.getElementById('overlay');"
+                " return o.src && o.complete && o.naturalWidth > 0 && !o.hidden; }",
+                timeout=30_000,
+            )
+            status = page.text_content("#status")
+            rows = page.locator("#topk li").all_text_contents()
+            cam_class = page.get_attribute("#overlay", "data-class")
+            page.select_option("#cam-class", "cherry")
+            page.wait_for_function(
+                "() => document.getElementById('overlay').dataset.class === 'cherry'"
+            )
+            shot = page.screenshot(path=str(tmp_path / "serve_page.png"), full_page=True)
+            browser.close()
+    print(f"screenshot: {tmp_path / 'serve_page.png'}")
+    assert status == f"Top class: {want[0]['class']}"
+    assert len(rows) == 5 and rows[0].startswith(want[0]["class"])
+    assert cam_class == want[0]["class"]
+    assert len(shot) > 10_000 and Path(tmp_path / "serve_page.png").is_file()
