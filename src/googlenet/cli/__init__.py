@@ -548,7 +548,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "epochs (scaled to the run), the paper's augmentation. Many GPUs: torchrun "
         "--nproc-per-node N -m googlenet train ... (-b is per process).",
     )
-    p.add_argument("--data", required=True, metavar="DIR", help="DIR/train/<class>/... and DIR/val")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="DIR/train/<class>/... and DIR/val (required, except with --resume: the run's own)",
+    )
     p.add_argument("--val", metavar="DIR", help="validation folder (default DIR/val)")
     p.add_argument("--output-dir", metavar="DIR", help="default runs/<data name>-<preset>")
     _preset_arg(p)
@@ -692,17 +696,27 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print-freq", type=positive_int, default=D.print_freq, metavar="STEPS")
 
 
+def _given_flags(argv: list[str], command: str) -> set[str]:
+    """The destinations of ``command``'s flags typed in ``argv`` (not defaulted): a resumed run
+    takes the others from its checkpoint."""
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in subparsers.choices[command]._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command", "verbose"}
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, train
 
-    fields = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
+    fields = {k: v for k, v in vars(args).items() if k not in ("command", "verbose", "argv")}
     for key in ("scale", "ratio", "mean", "std"):
         if fields[key] is not None:
             fields[key] = tuple(fields[key])
     for key in ("data", "val", "output_dir", "weights"):
         if fields[key] is not None:
             fields[key] = str(fields[key])
-    result = train(TrainConfig(**fields))
+    result = train(TrainConfig(**fields), given=_given_flags(args.argv, "train"))
     if result:
         best = f", best val top-1 {result['best_top1']:.2f}%" if result["best_top1"] >= 0 else ""
         out = result["output_dir"]
@@ -858,6 +872,7 @@ def _rank() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # which flags were typed
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format=f"{PROG}: %(message)s",

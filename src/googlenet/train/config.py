@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -20,6 +21,10 @@ SCHEDULES = ("paper", "poly", "cosine", "step")
 # The BVLC solver ran 10M iterations of batch 32 (250 epochs) with the rate x0.96 every 320k
 # iterations (8 epochs): 31 decays. Scaled runs keep that shape over their own length.
 PAPER_EPOCHS, PAPER_STEP_EPOCHS, PAPER_GAMMA = 250, 8.0, 0.96
+# Flags that would make a resumed run another run: --resume refuses a new value (issue 17).
+RESUME_REFUSED = ("data", "val", "preset", "weights", "input_size", "batch_size", "seed")
+# Not taken from the checkpoint: where this process writes and what it resumes from.
+RESUME_OWN = ("resume", "output_dir", "replan_step", "replan_lr")
 # Caffe's biases learn at twice the base rate (lr_mult: 2 on every conv and fc bias of BVLC's
 # train_val.prototxt); torchvision's reference recipe trains everything at the base rate.
 CAFFE_BIAS_LR_MULT = {"paper": 2.0, "paper-bn": 2.0}
@@ -29,7 +34,7 @@ CAFFE_BIAS_LR_MULT = {"paper": 2.0, "paper-bn": 2.0}
 class TrainConfig:
     """Everything ``googlenet train`` takes; the flags are torchvision's reference script's."""
 
-    data: str
+    data: str | None = None  # required, except to continue a run (--resume): then the run's
     val: str | None = None
     output_dir: str | None = None  # default runs/<data folder name>-<preset>
     preset: str = "paper"
@@ -71,9 +76,15 @@ class TrainConfig:
     save_every: int = 0  # also write last.pt every N steps (0: at the end of each epoch only)
     strict: bool = False  # stop at the first unreadable image instead of skipping it
     print_freq: int = 10
+    # Set when a resumed run changes --epochs: the step and rate from which a cosine or poly
+    # schedule was re-planned over the new length (so the rate goes on from where it was).
+    replan_step: int | None = None
+    replan_lr: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
+        if not self.data and self.resume is None:
+            problems.append("--data DIR is required (except to continue a run with --resume)")
         if self.schedule not in SCHEDULES:
             problems.append(f"--schedule must be one of {', '.join(SCHEDULES)}")
         if self.amp is None:  # the earlier spelling of fp32
@@ -119,12 +130,49 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def merge_resumed(self, saved: dict[str, Any], given: set[str]) -> TrainConfig:
+        """This configuration continuing a run whose checkpoint holds the arguments ``saved``.
+
+        Every flag not in ``given`` (those typed on the command line) takes the run's own value,
+        so ``--resume auto --output-dir DIR`` alone continues it exactly. A given flag that differs
+        is refused when it would make the run another one (:data:`RESUME_REFUSED`: data, preset,
+        weights, input size, batch size, seed), else applied (``--epochs`` extends the run, with
+        its schedule re-planned; ``-j``; the rest is announced when the run resumes).
+        """
+        names = {f.name for f in dataclasses.fields(self)}
+        taken: dict[str, Any] = {}
+        for name, old in saved.items():
+            if name not in names or name in RESUME_OWN:
+                continue
+            old = tuple(old) if isinstance(old, list) else old
+            new = getattr(self, name)
+            if name not in given:
+                taken[name] = old
+            elif name in RESUME_REFUSED and _comparable(name, new) != _comparable(name, old):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{flag} {new} differs from the run's {flag} {old}: the resumed run would be "
+                    f"another run; leave {flag} out to continue it, or start a new run in "
+                    "another --output-dir"
+                )
+        for name in ("replan_step", "replan_lr"):
+            if saved.get(name) is not None:
+                taken[name] = saved[name]
+        return dataclasses.replace(self, **taken)
+
     def bias_lr(self, preset: str) -> float:
         """The biases' learning rate multiplier for a network of ``preset`` (the model's own, which
         for fine-tuning is the weights'): ``--bias-lr-mult``, or the preset's recipe."""
         if self.bias_lr_mult is not None:
             return self.bias_lr_mult
         return CAFFE_BIAS_LR_MULT.get(preset, 1.0)
+
+
+def _comparable(name: str, value: Any) -> Any:
+    """Paths compare resolved (the same folder spelled two ways is the same data)."""
+    if name in ("data", "val", "weights") and value is not None:
+        return str(Path(value).resolve())
+    return plain(value)
 
 
 def tupled(config: dict[str, Any]) -> dict[str, Any]:

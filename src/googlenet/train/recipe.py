@@ -43,6 +43,8 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     linear ramp over ``--warmup-epochs``.
     """
     epoch = step / steps_per_epoch
+    if cfg.replan_step is not None and cfg.replan_lr is not None and step >= cfg.replan_step:
+        return _replanned_lr(step, steps_per_epoch, cfg)
     if cfg.schedule == "poly":
         factor = max(0.0, 1.0 - step / (cfg.epochs * steps_per_epoch)) ** cfg.poly_power
     elif cfg.schedule == "cosine":
@@ -56,6 +58,32 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     if epoch < cfg.warmup_epochs:
         factor *= (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
     return cfg.lr * factor
+
+
+def _replanned_lr(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
+    """A cosine or poly schedule re-planned at ``replan_step`` (the run's length changed): from
+    the rate it had there down to 0 over the steps that remain."""
+    start, total = cfg.replan_step or 0, cfg.epochs * steps_per_epoch
+    progress = min(1.0, (step - start) / max(total - start, 1))
+    if cfg.schedule == "poly":
+        factor = (1.0 - progress) ** cfg.poly_power
+    else:
+        factor = 0.5 * (1 + math.cos(math.pi * progress))
+    return (cfg.replan_lr or 0.0) * factor
+
+
+def replan(cfg: TrainConfig, old: TrainConfig, step: int, steps_per_epoch: int) -> TrainConfig:
+    """``cfg``, a resumed run whose length changed from ``old.epochs``, with a schedule that goes
+    on from the rate the run had at ``step``: the step schedules keep the pace of their decays,
+    cosine and poly decay from the last step's rate to 0 over the new remaining length."""
+    if cfg.schedule in ("paper", "step"):
+        paper = cfg.schedule == "paper"
+        size = old.lr_step_size or (
+            PAPER_STEP_EPOCHS * old.epochs / PAPER_EPOCHS if paper else 30.0
+        )
+        return dataclasses.replace(cfg, lr_step_size=size)
+    last = lr_at(max(step - 1, 0), steps_per_epoch, old)  # the rate of the last step taken
+    return dataclasses.replace(cfg, replan_step=step, replan_lr=last)
 
 
 def build_model(cfg: TrainConfig, classes: list[str], ckpt: dict | None) -> GoogLeNet:

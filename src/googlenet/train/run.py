@@ -41,15 +41,19 @@ from .loop import (
     train_one_epoch,
     validate,
 )
-from .recipe import build_model
+from .recipe import build_model, lr_at, replan
 from .signals import StopSignals, interrupted, is_peer_failure, peer_reason
 
 log = logging.getLogger("googlenet.train")
 RUN_FILES = ("last.pt", "config.json", "metrics.csv")  # a directory holding one holds a run
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train as ``cfg`` says (under torchrun: this process's share); returns a summary dict."""
+def train(cfg: TrainConfig, given: set[str] | None = None) -> dict[str, Any]:
+    """Train as ``cfg`` says (under torchrun: this process's share); returns a summary dict.
+
+    ``given``: the flags typed on the command line. When the run resumes, the others take the
+    checkpoint's values (:meth:`TrainConfig.merge_resumed`); None (the API) keeps ``cfg`` as is.
+    """
     d = distributed.setup(cfg.device)
     if not d.is_main:
         logging.getLogger("googlenet").setLevel(logging.WARNING)
@@ -57,12 +61,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # the ranks still running when one has exited, and a rank that has saved and is on its way
     # out must not be killed before it has said so.
     with StopSignals(announce=d.is_main) as stop:
-        return _train_here(cfg, d, stop)
+        return _train_here(cfg, d, stop, given)
 
 
-def _train_here(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
+def _train_here(
+    cfg: TrainConfig, d: Dist, stop: StopSignals, given: set[str] | None
+) -> dict[str, Any]:
     try:
-        return _train(cfg, d, stop)
+        return _train(cfg, d, stop, given)
     except torch.OutOfMemoryError as err:
         raise GoogLeNetError(_oom_message(cfg, d)) from err
     except RuntimeError as err:
@@ -95,9 +101,10 @@ class Run:
     progress: EpochProgress | None = None
 
 
-def _train(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
-    run = _set_up(cfg, d)
+def _train(cfg: TrainConfig, d: Dist, stop: StopSignals, given: set[str] | None) -> dict[str, Any]:
+    run = _set_up(cfg, d, given)
     loop = run.loop
+    cfg = loop.cfg  # merged with the resumed run's own settings
     metrics = MetricsLog(run.out, run.rows or []) if d.is_main else None
     loop.stop = stop
     if _agree(loop, True, [])[0] and run.start_epoch < cfg.epochs:  # a signal during the set-up
@@ -123,13 +130,19 @@ def _train(cfg: TrainConfig, d: Dist, stop: StopSignals) -> dict[str, Any]:
     }
 
 
-def _set_up(cfg: TrainConfig, d: Dist) -> Run:
+def _set_up(cfg: TrainConfig, d: Dist, given: set[str] | None) -> Run:
     """The run directory, the data, the model and its loop, restored from a checkpoint if any."""
     out, resume = _output_dir(cfg)
     distributed.barrier()  # every rank has looked at the output directory before rank 0 writes
+    ckpt = read_checkpoint(resume, d.device) if resume else None
+    saved = dict(ckpt.get("args") or {}) if ckpt is not None else None
+    if saved is not None and given is not None:
+        with checkpoint_errors(resume):
+            cfg = cfg.merge_resumed(saved, given)
+    if not cfg.data:
+        raise ConfigError(f"nothing to resume in {out} (no last.pt): give --data DIR to start")
     train_dir, val_dir = data.resolve_splits(cfg.data, cfg.val)
     classes = data.find_classes(train_dir)
-    ckpt = read_checkpoint(resume, d.device) if resume else None
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     with checkpoint_errors(resume):
         raw = build_model(cfg, classes, ckpt).to(d.device)
@@ -149,9 +162,33 @@ def _set_up(cfg: TrainConfig, d: Dist) -> Run:
         progress = run.progress
         at = f"batch {progress.batch} of {len(train_loader)} of " if progress else "the end of "
         loop.saved = f"{resume} ({at}epoch {run.start_epoch + bool(progress)}, step {loop.step})"
+        _extend(loop, saved or {}, loop.step)
     if d.is_main:
-        _open_run_dir(out, cfg, mc, loop, train_set, val_set)
+        _open_run_dir(out, loop.cfg, mc, loop, train_set, val_set)
     return run
+
+
+def _extend(loop: Loop, saved: dict[str, Any], step: int) -> None:
+    """A resumed run given another --epochs: re-plan its schedule from its rate, and say so."""
+    cfg = loop.cfg
+    old_epochs = int(saved.get("epochs", cfg.epochs))
+    if old_epochs == cfg.epochs:
+        return
+    known = {f for f in saved if f in TrainConfig.__dataclass_fields__}
+    old = TrainConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
+    )
+    loop.cfg = replan(cfg, old, step, loop.steps_per_epoch)
+    lr = lr_at(step, loop.steps_per_epoch, loop.cfg)
+    log.info(
+        "the run had %d epoch(s), now %d: its %s schedule goes on from lr %.3g at step %d%s",
+        old_epochs,
+        cfg.epochs,
+        cfg.schedule,
+        lr,
+        step,
+        " and decays over the new length" if cfg.schedule in ("cosine", "poly") else "",
+    )
 
 
 def _open_run_dir(out: Path, cfg: TrainConfig, mc: GoogLeNetConfig, loop: Loop, train_set, val_set):
@@ -288,7 +325,9 @@ def _output_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
                 f"{resume}: continue that run in its own directory, or give an empty one"
             )
         return out, resume
-    name = f"{Path(cfg.data).resolve().name}-{cfg.preset}"
+    if not cfg.data and not cfg.output_dir:
+        raise ConfigError("--resume auto without --data needs the run's --output-dir")
+    name = f"{Path(cfg.data or '.').resolve().name}-{cfg.preset}"
     out = Path(cfg.output_dir) if cfg.output_dir else Path("runs") / name
     last = out / "last.pt"
     if cfg.resume == "auto":
