@@ -347,11 +347,24 @@ def test_bad_data_directories_are_one_line_errors(tmp_path, monkeypatch, capsys)
         assert not (tmp_path / "runs").exists()
 
 
-def test_a_batch_larger_than_the_data_is_an_error(tmp_path, monkeypatch, capsys):
+def test_a_single_image_cannot_train_a_batchnorm_network(tmp_path, monkeypatch, capsys):
+    """The last batch is kept unless it would break training: one image and BatchNorm. With a
+    single image there is nothing else, and that is one line."""
     monkeypatch.chdir(tmp_path)
-    make_dataset(tmp_path / "data")
-    line = cli_error(capsys, "train", "--data", "data", "--epochs", "1", *FAST, "-b", "64")
-    assert "fewer than one batch of 64" in line
+    make_image_folder(tmp_path / "data" / "train", classes=("a",), per_class=1)
+    args = ["train", "--data", "data", "--epochs", "1", "--preset", "paper-bn", *FAST]
+    assert "which BatchNorm cannot normalize" in cli_error(capsys, *args)
+
+
+@pytest.mark.slow
+def test_small_data_keeps_its_last_batch_unless_batchnorm_would_see_one_image(tmp_path, run_cli):
+    make_dataset(tmp_path / "data", train=3)  # 9 images: batches of 4, 4 and 1
+    lrn = run_cli(*train_args("data", "lrn", 1, "-b", "8"), check=True)  # 8 + 1: kept
+    assert json.loads((tmp_path / "lrn" / "metrics.jsonl").read_text())["step"] == 2
+    assert "leaves out" not in lrn.stderr
+    bn = run_cli(*train_args("data", "bn", 1, "--preset", "paper-bn"), check=True)
+    assert "each epoch leaves out 1 image per process (1 of 9)" in bn.stderr
+    assert json.loads((tmp_path / "bn" / "metrics.jsonl").read_text())["step"] == 2
 
 
 @pytest.mark.slow

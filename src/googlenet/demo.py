@@ -27,10 +27,10 @@ from .errors import ConfigError, Interrupted
 log = logging.getLogger(__name__)
 
 DEMO_SIZE = 32
-DEMO_EPOCHS = 30
+DEMO_EPOCHS = 20
 DEMO_SEED = 0
 DEMO_BATCH = 32
-DEMO_LR = 0.04
+DEMO_LR = 0.005
 VAL_FRACTION = 0.2
 
 

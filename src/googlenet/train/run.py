@@ -283,19 +283,20 @@ def build_loaders(
     )
     sampler = data.TrainSampler(train_set, d.world, d.rank, shuffle=True, seed=cfg.seed)
     pin = d.device.type == "cuda"
+    drop = _drop_last(len(sampler), cfg.batch_size, mc, d)
     train_loader = data.make_loader(
         train_set,
         sampler,
         cfg.batch_size,
         cfg.workers,
-        drop_last=True,
+        drop_last=drop,
         pin_memory=pin,
         seed=cfg.seed,
     )
     if len(train_loader) == 0:
         raise DataError(
-            f"{train_dir} has {len(train_set)} images, fewer than one batch of "
-            f"{cfg.batch_size} x {d.world} process(es); use a smaller -b"
+            f"{train_dir} has {len(train_set)} image(s): one image per process is a batch of one, "
+            "which BatchNorm cannot normalize; add images or train the paper preset (LRN)"
         )
     val_loader = None
     if val_set is not None:
@@ -309,6 +310,23 @@ def build_loaders(
     else:
         log.warning("no validation set (%s/val): no val metrics and no best.* files", cfg.data)
     return train_set, val_set, train_loader, val_loader
+
+
+def _drop_last(per_rank: int, batch_size: int, mc: GoogLeNetConfig, d: Dist) -> bool:
+    """Whether each epoch drops its last, partial batch: only when it would break training, i.e.
+    when it holds one image and the network has BatchNorm (which cannot normalize a batch of one
+    at the 1x1 maps of inception 5). Every process has the same number of batches either way
+    (the sampler pads the shards to one length), so DDP's steps pair up. Says what is left out."""
+    if per_rank % batch_size != 1 or mc.norm != "batchnorm":
+        return False
+    if d.is_main and per_rank > 1:
+        log.warning(
+            "each epoch leaves out 1 image per process (%d of %d): the last batch would hold one "
+            "image, which BatchNorm cannot normalize",
+            d.world,
+            per_rank * d.world,
+        )
+    return True
 
 
 def _output_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
