@@ -27,7 +27,7 @@ from .errors import ConfigError, Interrupted
 log = logging.getLogger(__name__)
 
 DEMO_SIZE = 32
-DEMO_EPOCHS = 20
+DEMO_EPOCHS = 30
 DEMO_SEED = 0
 DEMO_BATCH = 32
 DEMO_LR = 0.005
