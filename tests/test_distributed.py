@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 from folders import make_dataset
-from safetensors.torch import load_file
+from runs import assert_same_training, initial
 
 
 @pytest.mark.slow
@@ -93,18 +93,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, run_cli):
     config = json.loads((tmp_path / "two" / "config.json").read_text())
     assert config["world_size"] == 2 and config["global_batch_size"] == 8
     assert proc.stderr.count("epoch 2/2") == 1  # rank 0 alone reports
-    start = initial()
-    for name in ("final.safetensors", "polyak.safetensors"):
-        one, two = load_file(tmp_path / "one" / name), load_file(tmp_path / "two" / name)
-        assert one.keys() == two.keys()
-        moved = {k: float((one[k] - start[k]).norm()) for k in one}
-        apart = {k: float((two[k] - one[k]).norm()) for k in one}
-        # Every tensor trained, so that the comparison means something.
-        assert all(moved[k] > 0 for k in one)
-        worst = max(one, key=lambda k: apart[k] / moved[k])
-        assert apart[worst] <= 0.10 * moved[worst], (name, worst, apart[worst] / moved[worst])
-        total_apart = sum(v**2 for v in apart.values()) ** 0.5
-        assert total_apart <= 0.02 * sum(v**2 for v in moved.values()) ** 0.5, name
+    assert_same_training(tmp_path / "one", tmp_path / "two", initial(("a", "b", "c")))
 
     rows = {}
     for run in ("one", "two"):
@@ -117,19 +106,3 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, run_cli):
             assert b[key] == pytest.approx(a[key], rel=1e-4), key
     ckpt = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
     assert len(ckpt["rng"]) == 2 and ckpt["world_size"] == 2
-
-
-def initial() -> dict[str, torch.Tensor]:
-    """The weights both runs start from (the same seed builds them)."""
-    import googlenet
-
-    torch.manual_seed(0)
-    model = googlenet.create_model(
-        "paper",
-        num_classes=3,
-        input_size=32,
-        dropout=0.0,
-        aux_dropout=0.0,
-        class_names=("a", "b", "c"),
-    )
-    return dict(model.state_dict())

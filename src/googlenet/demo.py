@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ConfigError, Interrupted
+from .fileio import output_lock
 
 log = logging.getLogger(__name__)
 
@@ -122,38 +123,43 @@ def run_demo(
         raise ConfigError(
             f"--input-size {input_size} is too small: the paper network takes {smallest}+"
         )
-    data_dir = output_dir / "data"
-    try:
-        n_train, n_val = write_digits(data_dir, limit=limit)
-    except OSError as err:  # a read-only or full disk
-        raise ConfigError(f"cannot write the digits to {data_dir}: {err.strerror or err}") from err
-    print(f"digits: {n_train} train + {n_val} val images (8x8 grayscale) in {data_dir}")
-    cfg = demo_config(data_dir, output_dir / "run", epochs=epochs, input_size=input_size)
-    cfg.workers = workers
-    try:
-        result = train(cfg)
-    except Interrupted as err:  # the demo resumes by itself: say so, not --resume auto
-        text = str(err).replace("continue with --resume auto", "run the demo again to go on")
-        raise Interrupted(text, err.exit_code - 128) from None
-    run = Path(result["output_dir"])
-    reports = {}
-    for crops in (1, 10):
-        report = evaluate_weights(
-            [run / "polyak.safetensors"], data_dir / "val", crops=crops, workers=workers
+    with output_lock(output_dir, "demo"):  # one demo per folder: a second one stops at once
+        data_dir = output_dir / "data"
+        try:
+            n_train, n_val = write_digits(data_dir, limit=limit)
+        except OSError as err:  # a read-only or full disk
+            raise ConfigError(
+                f"cannot write the digits to {data_dir}: {err.strerror or err}"
+            ) from err
+        print(f"digits: {n_train} train + {n_val} val images (8x8 grayscale) in {data_dir}")
+        cfg = demo_config(data_dir, output_dir / "run", epochs=epochs, input_size=input_size)
+        cfg.workers = workers
+        try:
+            result = train(cfg)
+        except Interrupted as err:  # the demo resumes by itself: say so, not --resume auto
+            text = str(err).replace("continue with --resume auto", "run the demo again to go on")
+            raise Interrupted(text, err.exit_code - 128) from None
+        run = Path(result["output_dir"])
+        reports = {}
+        for crops in (1, 10):
+            report = evaluate_weights(
+                [run / "polyak.safetensors"], data_dir / "val", crops=crops, workers=workers
+            )
+            print(render(report) + "\n")
+            reports[crops] = report
+        _show_predictions(run / "polyak.safetensors", data_dir / "val")
+        print(f"\n{run}:")
+        for path in sorted(run.iterdir()):
+            size = path.stat().st_size if path.is_file() else 0
+            print(
+                f"  {path.name:<40} {size / 1e6:8.2f} MB" if path.is_file() else f"  {path.name}/"
+            )
+        wall = time.perf_counter() - start
+        print(
+            f"\ndemo: val top-1 {reports[1]['top1']:.2f}% (1 crop), {reports[10]['top1']:.2f}% "
+            f"(10 crops), {wall:.0f} s wall time"
         )
-        print(render(report) + "\n")
-        reports[crops] = report
-    _show_predictions(run / "polyak.safetensors", data_dir / "val")
-    print(f"\n{run}:")
-    for path in sorted(run.iterdir()):
-        size = path.stat().st_size if path.is_file() else 0
-        print(f"  {path.name:<40} {size / 1e6:8.2f} MB" if path.is_file() else f"  {path.name}/")
-    wall = time.perf_counter() - start
-    print(
-        f"\ndemo: val top-1 {reports[1]['top1']:.2f}% (1 crop), {reports[10]['top1']:.2f}% "
-        f"(10 crops), {wall:.0f} s wall time"
-    )
-    return {"reports": reports, "seconds": wall, "output_dir": run}
+        return {"reports": reports, "seconds": wall, "output_dir": run}
 
 
 def _show_predictions(weights: Path, val_dir: Path, count: int = 6) -> None:

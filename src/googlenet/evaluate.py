@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from . import data
+from .data import shards as data_shards
 from .errors import ConfigError, DataError, GoogLeNetError, WeightsError
 from .fileio import atomic_write_text
 from .metrics import plot_confusion
@@ -121,16 +122,23 @@ def evaluate_weights(
     predictors = load_models(weights, dev, "eager" if amp else backend)
     config = predictors[0].config
     folder = Path(data_dir) / "val" if (Path(data_dir) / "val").is_dir() else Path(data_dir)
-    dataset = data.ImageFolder(folder, data.EvalTransform.for_model(config, crops, resize))
-    label_map = match_classes(config, dataset.classes, weights[0])
+    transform = data.EvalTransform.for_model(config, crops, resize)
     images_per_batch = max(1, batch_size // crops)
-    loader = data.make_loader(
-        dataset,
-        data.ShardSampler(len(dataset)),
-        images_per_batch,
-        workers,
-        pin_memory=dev.type == "cuda",
-    )
+    if data_shards.is_shard_spec(data_dir):  # tar shards: OUT, OUT/val, a pattern, a URL
+        dataset, loader = data_shards.eval_loader(
+            data_dir, transform, images_per_batch, workers, dev.type == "cuda"
+        )
+        folder = dataset.root
+    else:
+        dataset = data.ImageFolder(folder, transform)
+        loader = data.make_loader(
+            dataset,
+            data.ShardSampler(len(dataset)),
+            images_per_batch,
+            workers,
+            pin_memory=dev.type == "cuda",
+        )
+    label_map = match_classes(config, dataset.classes, weights[0])
     models = [p.logits for p in predictors]
     counts = evaluate(
         models, loader, dev, label_map=label_map, amp=amp, on_skipped=_skip_or_stop(strict)

@@ -9,15 +9,23 @@ destination is untouched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from . import faults
 from .errors import GoogLeNetError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; output_lock is then a no-op (see there)
+    fcntl = None  # type: ignore[assignment]
 
 # mkstemp's names for our temporary files: ".<destination name>.<8 random characters>.tmp".
 _TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
@@ -145,3 +153,111 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
     return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# One writer per output directory
+# ---------------------------------------------------------------------------------------------
+
+LOCK_NAME = ".googlenet.lock"
+# Creating the lock file fails like this in a directory nobody may write to: such a run fails at
+# its first write with its own message, and there is nothing for a second writer to overwrite.
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+@contextlib.contextmanager
+def output_lock(
+    directory: str | os.PathLike[str], command: str, flag: str = "--output-dir"
+) -> Iterator[Path]:
+    """Hold an exclusive lock on ``directory`` (created if missing) while the block runs.
+
+    A second ``googlenet`` process that asks for the same directory gets a one-line
+    :class:`GoogLeNetError` (exit 2) that names the holder (pid, host, command, since when) and
+    ``flag``. The lock is ``fcntl.flock`` on ``DIR/.googlenet.lock``: the kernel releases it when
+    the holder's process ends, however it ends (SIGKILL, OOM killer), so a dead run never blocks
+    the next one, and no PID file has to be judged stale. (We call flock ourselves rather than
+    through ``filelock`` because we need its descriptor: the holder is written into the locked
+    file, and the file is removed on release, which is only safe with the inode check below.)
+    Local file systems and NFSv4 honour flock across machines; some network file systems do not.
+
+    On leaving, the lock file is removed, and so is ``directory`` (and the parents this call
+    created) if nothing else was written there: a run refused at its set-up leaves no trace.
+    """
+    directory = Path(directory)
+    made = _missing_parents(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GoogLeNetError(
+            f"cannot use {directory} as {flag}: {err.strerror or err}; choose another {flag}"
+        ) from err
+    path = directory / LOCK_NAME
+    fd = _acquire(path, directory, command, flag)
+    try:
+        if fd is not None:
+            host, now = socket.gethostname(), time.strftime("%Y-%m-%d %H:%M:%S %Z")
+            os.ftruncate(fd, 0)
+            os.write(fd, f"googlenet {command}, pid {os.getpid()} on {host}, since {now}".encode())
+        yield directory
+    finally:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # while still held: a process that opened it retries (_acquire)
+            os.close(fd)
+        for folder in made:  # deepest first; only empty ones go
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _missing_parents(directory: Path) -> list[Path]:
+    """``directory`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    for folder in (directory, *directory.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _acquire(path: Path, directory: Path, command: str, flag: str) -> int | None:
+    """A descriptor of ``path`` holding its exclusive flock (None where locks cannot be had)."""
+    if fcntl is None:
+        return None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            if err.errno in _UNWRITABLE:
+                return None
+            raise GoogLeNetError(f"cannot lock {directory}: {err.strerror or err}") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise GoogLeNetError(
+                f"{directory} is in use by {_holder(path)}: one process writes a directory at a "
+                f"time; wait for that one to end (or stop it), or choose another {flag}"
+            ) from None
+        except OSError as err:  # ENOLCK: a file system without locks
+            os.close(fd)
+            raise GoogLeNetError(
+                f"cannot lock {directory} ({err.strerror or err}): its file system has no file "
+                f"locks; choose a {flag} on a local disk"
+            ) from err
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed the file as we opened it: lock the one there now
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock, as it wrote into the lock file (it may be writing it right now)."""
+    for _ in range(20):
+        with contextlib.suppress(OSError):
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+            if text:
+                return text
+        time.sleep(0.05)
+    return "another process"

@@ -231,6 +231,11 @@ TABLE = [
     (["serve", "--weights", IMG], "is not a weights file"),
     (["serve", "--weights", W, "--max-pixels", "200000000"], "--max-pixels must be"),
     (["serve", "--weights", W, "--port", "70000"], "a TCP port is 1 to 65535"),
+    (["shard", "--data", "missing", "--out", "sh"], "does not exist"),
+    (["shard", "--data", "other", "--out", "sh"], "has no train/ folder"),
+    (["shard", "--data", "data", "--out", IMG], "cannot use"),
+    (["eval", "--weights", W, "--data", "pipe:cat none/val-000000.tar"], "cannot read its shard"),
+    (["train", "--data", "none/train-{000000..000001}.tar", *FAST], "cannot read its shard"),
     (["demo", "--output-dir", IMG], "is a file"),
     (["demo", "--output-dir", "d", "--input-size", "8", "--limit", "40"], "too small"),
 ]

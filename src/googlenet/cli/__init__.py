@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import GoogLeNetError, Interrupted
+from . import shard as _shard
 
 PROG = "googlenet"
 
@@ -205,7 +206,21 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "batch-1 latency, peak memory, achieved GFLOP/s and its fraction of this machine's "
         "large-matmul FLOP/s, and the ratios of ours to each baseline.",
     )
-    p.add_argument("--mode", choices=MODES, default="both", help="what to time (both)")
+    p.add_argument(
+        "--mode",
+        choices=(*MODES, "data"),
+        default="both",
+        help="what to time (both); data: the input pipeline (decode, augmentation, loaders)",
+    )
+    p.add_argument("--data", metavar="DIR", help="--mode data: images to time (default: synthetic)")
+    p.add_argument("--images", type=positive_int, default=64, help="--mode data: how many (64)")
+    p.add_argument("-j", "--workers", type=positive_int, help="--mode data: loader workers")
+    p.add_argument(
+        "--gpu-images-per-s",
+        type=positive_float,
+        metavar="N",
+        help="--mode data: a GPU's measured training images/s (default: an H100 estimate)",
+    )
     _preset_arg(p, default="torchvision")
     p.add_argument("-b", "--batch-size", type=positive_int, default=32, help="batch size (32)")
     p.add_argument("--input-size", type=input_size, default=224, help="square input side (224)")
@@ -237,6 +252,17 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _run_bench(args: argparse.Namespace) -> int:
     from ..bench import BenchConfig, render, run_bench
     from ..fileio import atomic_write_text
+
+    if args.mode == "data":  # the input pipeline: its own module
+        from ..bench.data import render_data, run_data_bench
+
+        log = logging.getLogger(PROG)
+        report = run_data_bench(
+            args.data, images=args.images, input_size=args.input_size, workers=args.workers,
+            device=args.device, gpu_images_per_s=args.gpu_images_per_s, progress=log.info,
+        )  # fmt: skip
+        print(render_data(report))
+        return 0
 
     if args.output is not None and not args.output.parent.is_dir():  # not after minutes of timing
         raise GoogLeNetError(
@@ -842,6 +868,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "demo": (_add_demo, _run_demo),
     "bench": (_add_bench, _run_bench),
     "serve": (_serve.add, _serve.run),
+    "shard": (_shard.add, _shard.run),
 }
 
 

@@ -5,6 +5,7 @@ what can go wrong (out of memory, a peer that died) into one-line errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from typing import Any
 import torch
 
 from .. import data
+from ..data import shards as data_shards
 from ..errors import ConfigError, DataError, GoogLeNetError
-from ..fileio import atomic_write_text, remove_stale_temporaries
+from ..fileio import atomic_write_text, output_lock, remove_stale_temporaries
 from ..metrics import MetricsLog, plot_curves
 from ..model import GoogLeNetConfig
 from ..runtime import distributed
@@ -68,7 +70,8 @@ def _train_here(
     cfg: TrainConfig, d: Dist, stop: StopSignals, given: set[str] | None
 ) -> dict[str, Any]:
     try:
-        return _train(cfg, d, stop, given)
+        with _run_lock(cfg, d):
+            return _train(cfg, d, stop, given)
     except torch.OutOfMemoryError as err:
         raise GoogLeNetError(_oom_message(cfg, d)) from err
     except RuntimeError as err:
@@ -141,8 +144,7 @@ def _set_up(cfg: TrainConfig, d: Dist, given: set[str] | None) -> Run:
             cfg = cfg.merge_resumed(saved, given)
     if not cfg.data:
         raise ConfigError(f"nothing to resume in {out} (no last.pt): give --data DIR to start")
-    train_dir, val_dir = data.resolve_splits(cfg.data, cfg.val)
-    classes = data.find_classes(train_dir)
+    train_dir, val_dir, classes = data_shards.resolve(cfg.data, cfg.val)  # shards or folders
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     with checkpoint_errors(resume):
         raw = build_model(cfg, classes, ckpt).to(d.device)
@@ -276,6 +278,13 @@ def build_loaders(
     train_tf = data.TrainTransform(
         mc.input_size, mc.mean, mc.std, cfg.scale, cfg.ratio, cfg.hflip, cfg.jitter, cfg.lighting
     )
+    if isinstance(train_dir, data_shards.ShardSet):  # streamed from tar shards
+        eval_tf = data.EvalTransform.for_model(mc)
+        kw = dict(batch_size=cfg.batch_size, workers=cfg.workers, seed=cfg.seed)
+        pin = d.device.type == "cuda"
+        return data_shards.loaders(
+            train_dir, val_dir, train_tf, eval_tf, rank=d.rank, world=d.world, pin_memory=pin, **kw
+        )
     train_set = data.ImageFolder(train_dir, train_tf)
     classes = train_set.classes
     val_set = (
@@ -329,13 +338,40 @@ def _drop_last(per_rank: int, batch_size: int, mc: GoogLeNetConfig, d: Dist) -> 
     return True
 
 
+@contextlib.contextmanager
+def _run_lock(cfg: TrainConfig, d: Dist):
+    """Rank 0 holds the output directory's lock for the whole job, taken before anything looks
+    at the directory: a second run into it stops at once (exit 2) instead of overwriting."""
+    error: GoogLeNetError | None = None
+    with contextlib.ExitStack() as held:
+        if d.is_main:
+            try:
+                held.enter_context(output_lock(_run_dir(cfg), "train"))
+            except GoogLeNetError as err:
+                error = err
+        if distributed.any_rank(error is not None, d.device):
+            raise error or GoogLeNetError("rank 0 could not lock the output directory")
+        yield
+
+
+def _run_dir(cfg: TrainConfig) -> Path:
+    """--output-dir; by default the checkpoint's folder, or runs/<data folder name>-<preset>."""
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    if cfg.resume not in (None, "auto"):
+        return Path(cfg.resume).parent
+    if not cfg.data:
+        raise ConfigError("--resume auto without --data needs the run's --output-dir")
+    return Path("runs") / f"{Path(cfg.data).resolve().name}-{cfg.preset}"
+
+
 def _output_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
     """The output directory and the checkpoint to resume from; refuse to overwrite a run."""
     if cfg.resume not in (None, "auto"):
         resume = Path(cfg.resume)
         if not resume.is_file():
             raise ConfigError(f"--resume {resume}: no such checkpoint")
-        out = Path(cfg.output_dir) if cfg.output_dir else resume.parent
+        out = _run_dir(cfg)
         held = [f for f in RUN_FILES if (out / f).exists()]
         if held and out.resolve() != resume.parent.resolve():
             raise ConfigError(
@@ -343,10 +379,7 @@ def _output_dir(cfg: TrainConfig) -> tuple[Path, Path | None]:
                 f"{resume}: continue that run in its own directory, or give an empty one"
             )
         return out, resume
-    if not cfg.data and not cfg.output_dir:
-        raise ConfigError("--resume auto without --data needs the run's --output-dir")
-    name = f"{Path(cfg.data or '.').resolve().name}-{cfg.preset}"
-    out = Path(cfg.output_dir) if cfg.output_dir else Path("runs") / name
+    out = _run_dir(cfg)
     last = out / "last.pt"
     if cfg.resume == "auto":
         return out, last if last.is_file() else None
