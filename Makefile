@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check src tests benchmarks
 
 bench: $(STAMP)
-	$(VENV)/bin/googlenet bench --mode both
+	$(VENV)/bin/googlenet bench --mode both --preset torchvision
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -38,7 +38,7 @@ print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}",
       f"({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "")
 PY
 
-common=(--device "$DEVICE" --input-size "$SIZE" --repeats "$REPEATS" --warmup "$WARMUP" --no-memory
+common=(--preset torchvision --force --device "$DEVICE" --input-size "$SIZE" --repeats "$REPEATS" --warmup "$WARMUP" --no-memory
         --settle "$SETTLE")
 # Each step has its own time limit, so that the whole script stays within 5 minutes.
 echo "== inference, batch $INFER_BATCH"

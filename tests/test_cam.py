@@ -3,6 +3,7 @@ known."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,7 @@ def test_cli_cam_one_png_per_image_into_a_folder(capsys, weights, tmp_path):
     assert code == 0 and "Banana" in err
     with Image.open(out / "img0_cam.png") as two, Image.open(one_panel) as one:
         assert two.format == one.format == "PNG"
-        assert two.width > 1.5 * one.width  # two panels side by side
+        assert two.width > 1.3 * one.width  # input + two maps against input + one map
     assert not list(tmp_path.glob("**/.*.tmp"))
 
 
@@ -140,3 +141,21 @@ def test_cli_cam_skips_what_is_not_an_image(run_cli, weights, tmp_path):
     assert "scan.png: not a readable image" in proc.stderr
     assert "1 of 2 input(s) failed" in proc.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["img0_cam.png"]
+
+
+def test_cli_cam_gives_predicts_probability_too_and_keeps_what_is_there(capsys, weights, tmp_path):
+    image = write_pictures(tmp_path, 1)[0]
+    out = tmp_path / "c.png"
+    code, _, err = run_main(capsys, "cam", "--weights", weights, image, "--class", "Banana",
+                            "-o", out)  # fmt: skip
+    assert code == 0, err
+    code, stdout, _ = run_main(capsys, "predict", image, "--weights", weights, "--format", "json")
+    prob = next(c["prob"] for c in json.loads(stdout)[0]["topk"] if c["class"] == "Banana")
+    assert f"{prob:.1%} in predict" in err and "on the whole image" in err
+    before = out.read_bytes()
+    code, _, err = run_main(capsys, "cam", "--weights", weights, image, "-o", out)
+    assert code == 2 and "already exists" in err and out.read_bytes() == before
+    code, _, err = run_main(capsys, "cam", "--weights", weights, image, "-o", out, "--force")
+    assert code == 0, err
+    code, _, err = run_main(capsys, "cam", "--weights", weights, image, "--class", "hexagon")
+    assert code == 2 and "apple, Banana, cherry" in err  # what there is, when nothing is close

@@ -130,9 +130,9 @@ def test_144_crops_and_the_table(tmp_path, capsys):
     assert "144 crop(s) at 32 px" in out and f"{top1:>9.2f}%" in out
     for name in CLASSES:
         assert any(line.startswith(name) for line in out.splitlines())
-    assert json.loads((tmp_path / "w.eval-144crop.json").read_text())["top5"] == pytest.approx(
-        top5, abs=1e-3
-    )
+    report = json.loads((tmp_path / "w.eval-144crop.json").read_text())
+    assert report["top5"] is None and "3 classes" in report["top5_note"]  # 3 classes: always 100%
+    assert "n/a" in out and all(c["top5"] is None for c in report["per_class"].values())
 
 
 def test_a_model_with_more_classes_is_matched_by_name(tmp_path, capsys):
@@ -189,7 +189,8 @@ def test_unreadable_images_are_skipped_and_reported(tmp_path, capsys, caplog):
     (tmp_path / "val" / "b" / "zz.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     w = weights_file(tmp_path / "w.safetensors")
     code, out, err = run_eval(capsys, "--weights", w, "--data", tmp_path, "-j", "0")
-    assert code == 0 and "skipped 1 unreadable image(s)" in out
+    assert code == 2 and "skipped 1 unreadable image(s)" in out  # exit 2, as predict
+    assert "error: 1 of 7 input(s) failed" in err
     assert "skipped 1 unreadable image(s), e.g." in caplog.text and "zz.jpg" in caplog.text
 
 
@@ -234,5 +235,26 @@ def test_eval_runs_the_fast_path_and_exported_onnx_with_the_same_numbers(tmp_pat
     exported = json.loads((tmp_path / "onnx.json").read_text())
     top1, top5, n = expected([w], root / "val", 1)
     for report in (fast, eager, exported):
-        assert (report["top1"], report["top5"], report["n"]) == (round(top1, 4), round(top5, 4), n)
+        assert top5 == 100 and report["top5"] is None  # 3 classes: top-5 is n/a
+        assert (report["top1"], report["n"]) == (round(top1, 4), n)
         assert abs(report["loss"] - eager["loss"]) < 1e-3
+
+
+def test_an_ensemble_shows_each_models_own_score_labelled_by_run(tmp_path, capsys):
+    make_dataset(tmp_path / "data", classes=SIX, val=2)
+    val = tmp_path / "data" / "val"
+    runs = [tmp_path / "runA", tmp_path / "runB"]
+    for seed, run in enumerate(runs):
+        run.mkdir()
+        weights_file(run / "best.safetensors", SIX, seed=seed, spread_on=val)
+    weights = [run / "best.safetensors" for run in runs]
+    code, out, err = run_eval(capsys, "--weights", *weights, "--data", tmp_path / "data",
+                              "-j", "0", "-o", tmp_path / "r.json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["labels"] == ["runA/best.safetensors", "runB/best.safetensors"]
+    for member, w in zip(report["members"], weights, strict=True):
+        top1, top5, _ = expected([w], val, 1)
+        assert member["top1"] == pytest.approx(top1, abs=1e-3)
+        assert member["top5"] == pytest.approx(top5, abs=1e-3)
+        assert f"alone: {member['label']}: top-1 {member['top1']:.2f}%" in out

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +21,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from _inference_helpers import INPUT_SIZE, run_main, tiny_model, write_pictures
+from PIL import Image
 
 import googlenet
 from googlenet.data import EvalTransform, open_image
@@ -109,9 +112,10 @@ def test_cli_export_then_predict_with_onnx(run_cli, capsys, case, tmp_path):
     """The real command, a batch-of-one ONNX file, and predict through ONNX Runtime: the same
     JSON as predicting with the PyTorch weights (several images through a fixed batch of 1)."""
     out = tmp_path / "model.onnx"
-    proc = run_cli("export", "--weights", case.weights, "--out", out)
+    proc = run_cli("export", "--weights", case.weights, "--out", out, "--static-batch")
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and "batch size 1" in proc.stdout and proc.stderr == ""
+    assert "input: float32 1 x 3 x 64 x 64" in proc.stdout  # the contract, with its numbers
     results = {}
     for weights in (out, case.weights):
         code, stdout, err = run_main(capsys, "predict", "--weights", weights, *case.images,
@@ -161,7 +165,7 @@ def test_lrn_exports_exactly_with_both_exporters(opset, tmp_path):
     assert np.abs(reference(without_lrn, x) - want).max() > 100 * ATOL
 
     path = tmp_path / "lrn.onnx"
-    result = export(model, path, "onnx", opset=opset)
+    result = export(model, path, "onnx", opset=opset, dynamic_batch=False)
     proto = onnx.load(str(path))
     assert result.opset == opset
     assert [o.version for o in proto.opset_import if o.domain == ""] == [opset]
@@ -282,3 +286,80 @@ def test_cli_int8_needs_calibration_and_onnx(tmp_path, capsys):
                                 "--out", tmp_path / "x.onnx", *args)  # fmt: skip
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "x.onnx").exists()
+
+
+# -- the input contract, as the README states it, outside the package --------------------------
+
+# Run in a fresh interpreter: it may import torch and nothing else of ours.
+TORCHSCRIPT_ONLY = """
+import json, sys, torch
+extra = {"googlenet.config.json": ""}
+module = torch.jit.load(sys.argv[1], _extra_files=extra)
+x = torch.load(sys.argv[2], weights_only=True)
+with torch.no_grad():
+    torch.save(module(x), sys.argv[3])
+assert not any(name.startswith("googlenet") for name in sys.modules), "imported googlenet"
+print(json.loads(extra["googlenet.config.json"])["input_size"])
+"""
+
+
+def readme_preprocess(path: Path, config: dict) -> np.ndarray:
+    """The README's recipe with PIL and numpy only: RGB, the short side to 256 x S / 224
+    (bilinear), a center S x S crop, [0, 1], the stored mean and std; 1 x 3 x S x S float32."""
+    s = config["input_size"]
+    img = Image.open(path).convert("RGB")
+    short = round(256 * s / 224)
+    w, h = img.size
+    size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    img = img.resize(size, Image.Resampling.BILINEAR)
+    left, top = int(round((size[0] - s) / 2.0)), int(round((size[1] - s) / 2.0))
+    x = np.asarray(img.crop((left, top, left + s, top + s)), dtype=np.float32) / 255.0
+    x = (x - np.array(config["mean"], np.float32)) / np.array(config["std"], np.float32)
+    return x.transpose(2, 0, 1)[None]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+@slow
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_exported_files_work_outside_the_package_as_the_readme_says(tmp_path, capsys):
+    """`googlenet export` (defaults: ONNX, any batch size) run by a bare ONNX Runtime session at
+    batch 1 and 4, and the TorchScript file by a process that imports only torch, both fed the
+    README's preprocessing: the probabilities of `googlenet predict`. The pictures are exactly
+    the resize size (73 px for 64), so that PIL's and torchvision's resampling cannot differ."""
+    model = tiny_model("paper", seed=6)
+    weights = googlenet.save_weights(model, tmp_path / "m.safetensors")
+    images = [tmp_path / f"{i}.png" for i in range(4)]
+    for i, path in enumerate(images):
+        Image.fromarray(np.uint8(np.random.default_rng(i).integers(0, 256, (73, 73, 3)))).save(path)
+    code, out, err = run_main(capsys, "export", "--weights", weights)
+    assert code == 0 and "any batch size" in out and "input: float32 N x 3 x 64 x 64" in out, err
+    code, out, err = run_main(capsys, "predict", *images, "--weights", weights, "--format", "json",
+                              "--topk", "5", "-j", "0", "--backend", "eager")  # fmt: skip
+    assert code == 0, err
+    want = np.array([[c["prob"] for c in sorted(p["topk"], key=lambda c: c["index"])]
+                     for p in json.loads(out)])  # fmt: skip
+
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    config = json.loads(session.get_modelmeta().custom_metadata_map["googlenet.config"])
+    batch = np.concatenate([readme_preprocess(p, config) for p in images])
+    (name,) = (i.name for i in session.get_inputs())
+    four = session.run(None, {name: batch})[0]
+    ones = np.concatenate([session.run(None, {name: batch[i : i + 1]})[0] for i in range(4)])
+    assert np.abs(softmax(four) - want).max() < 1e-4
+    assert np.abs(softmax(ones) - want).max() < 1e-4
+
+    code, out, err = run_main(capsys, "export", "--weights", weights, "--format", "torchscript")
+    assert code == 0, err
+    torch.save(torch.from_numpy(batch), tmp_path / "x.pt")
+    proc = subprocess.run(
+        [sys.executable, "-c", TORCHSCRIPT_ONLY, tmp_path / "m.pt", tmp_path / "x.pt",
+         tmp_path / "y.pt"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "64", proc.stderr
+    got = torch.load(tmp_path / "y.pt", weights_only=True).numpy()
+    assert np.abs(softmax(got) - want).max() < 1e-4

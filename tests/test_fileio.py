@@ -12,6 +12,7 @@ from googlenet.fileio import (
     atomic_open,
     atomic_save,
     atomic_write_text,
+    refuse_overwrite,
     remove_stale_temporaries,
     torch_save,
 )
@@ -80,3 +81,14 @@ def test_file_mode_is_what_open_would_give(tmp_path):
     os.umask(umask)
     path = atomic_write_text(tmp_path / "m.txt", "x")
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_refuse_overwrite_names_the_first_existing_output_unless_forced(tmp_path):
+    there, also, free = tmp_path / "a.json", tmp_path / "b.png", tmp_path / "c.csv"
+    there.write_text("mine")
+    also.write_text("mine")
+    refuse_overwrite([free])  # nothing there: no objection
+    refuse_overwrite([there, also], force=True)
+    with pytest.raises(GoogLeNetError) as err:
+        refuse_overwrite([free, there, also])
+    assert str(err.value) == f"{there} already exists (and 1 more): pass --force to overwrite it"

@@ -112,7 +112,7 @@ def test_resize_stores_smaller_jpegs_and_says_how_much_smaller(tmp_path, capsys)
     code, out, err = main(capsys, "shard", "--data", data, "--val", data / "train",
                           "--out", tmp_path / "sh", "--resize", "48")  # fmt: skip
     assert code == 0, err
-    assert "--resize 48:" in out and "x smaller" in out, out
+    assert "--downscale 48:" in out and "x smaller" in out, out
     with tarfile.open(tmp_path / "sh" / "train" / "train-000000.tar") as tar:
         jpegs = [n for n in tar.getnames() if n.endswith(".jpg")]
         img = Image.open(io.BytesIO(tar.extractfile(jpegs[0]).read()))
@@ -221,7 +221,8 @@ def test_train_and_eval_stream_shards(dataset, tmp_path, capsys):
     report = tmp_path / "r.json"
     for data in (sh, sh / "val", f"pipe:cat {sh}/val/val-{{000000..000002}}.tar"):
         code, out, err = main(capsys, "eval", "--weights", dataset / "w.safetensors", "--data",
-                              data, "-j", "1", "--format", "json", "--output", report)  # fmt: skip
+                              data, "-j", "1", "--format", "json", "--output", report,
+                              "--force")  # fmt: skip
         assert code == 0, err
         assert json.loads(out)["n"] == 9 and json.loads(out)["skipped"] == 0
 
@@ -283,7 +284,7 @@ def test_a_corrupt_member_is_counted_and_the_rest_read(copy, dataset, capsys, ca
     blob[third : third + 512] = b"\xff" * 512
     shard.write_bytes(bytes(blob))
     code, out, err = _eval(capsys, dataset, copy / "val", "-j", "1", "--format", "json")
-    assert code == 0, err
+    assert code == 2 and "1 of 7 input(s) failed" in err, err  # scored the rest, exit 2
     report = json.loads(out)
     assert report["n"] == 9 - 3 and report["skipped"] == 1, report  # 1 of 4 read
     assert "val-000000.tar: shard ends after 1 of its 4 samples" in caplog.text
@@ -309,7 +310,7 @@ def test_urls_that_cannot_be_opened(copy, dataset, capsys, tmp_path):
     (copy / "val" / "val-000001.tar").unlink()  # the index is there, one shard is not
     url = f"pipe:cat {copy}/val/val-{{000000..000002}}.tar"
     code, out, err = _eval(capsys, dataset, url, "-j", "0", "--format", "json")
-    assert code == 0 and json.loads(out)["skipped"] == 1 and json.loads(out)["n"] == 5, err
+    assert code == 2 and json.loads(out)["skipped"] == 1 and json.loads(out)["n"] == 5, err
     for shard in (copy / "train").glob("*.tar"):
         shard.unlink()
     train = f"pipe:cat {copy}/train/train-{{000000..000005}}.tar"

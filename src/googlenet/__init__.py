@@ -3,7 +3,8 @@ predict and export it.
 
 >>> import googlenet
 >>> model = googlenet.create_model("paper", num_classes=10)      # the paper's network
->>> model = googlenet.load("googlenet-1378be20.pth")             # torchvision's ImageNet weights
+>>> model = googlenet.create_model("torchvision", weights="imagenet")  # torchvision's ImageNet
+>>> model = googlenet.load("googlenet-1378be20.pth")             # the same, from a file
 """
 
 from .errors import ConfigError, DataError, GoogLeNetError, InputSizeError, WeightsError
@@ -16,10 +17,10 @@ from .model import (
     InceptionAux,
     InceptionModule,
     NaiveInceptionModule,
-    create_model,
     preset_config,
 )
 from .weights import convert_torchvision_state_dict, load, save_weights
+from .weights.pretrained import create_model  # model.create_model, plus weights="imagenet"
 
 __version__ = "0.1.0"
 

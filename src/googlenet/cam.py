@@ -14,6 +14,7 @@ from .data import (
     open_image,
 )
 from .errors import ConfigError, DataError
+from .fileio import refuse_overwrite
 from .runtime.cam import check_colormap, save_cam
 from .runtime.predictor import Predictor
 
@@ -54,11 +55,15 @@ def cam_files(
     cmap: str = "jet",
     alpha: float = 0.5,
     report: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    force: bool = False,
 ) -> tuple[list[Path], int]:
     """A CAM PNG for every image ``inputs`` name (see :func:`cam_paths` for where each goes).
 
-    Class names and the output path are checked before any image is read. Each unreadable image
-    is reported and skipped. Returns ``(written files, failed inputs)``.
+    Class names and the output paths are checked before any image is read (an existing PNG is
+    replaced only with ``force``). Each unreadable image is reported and skipped. Each figure
+    and report line gives the class's probability on the whole image, which the map is computed
+    on, and the one ``predict`` gives with the predictor's crops. Returns ``(written files,
+    failed inputs)``.
     """
     predictor.require_model()
     if not 0 < alpha <= 1:
@@ -69,7 +74,9 @@ def cam_files(
     paths, problems = collect_images(inputs, report)
     written = []
     failed = len(problems)
-    for image_path, png in zip(paths, cam_paths(paths, Path(out)), strict=True):
+    pngs = cam_paths(paths, Path(out))
+    refuse_overwrite(pngs, force)
+    for image_path, png in zip(paths, pngs, strict=True):
         try:
             picture = open_image(image_path)
         except DataError as err:
@@ -77,7 +84,14 @@ def cam_files(
             failed += 1
             continue
         maps = predictor.cam(picture, classes=classes, topk=topk)
-        written.append(save_cam(picture, maps, png, cmap=cmap, alpha=alpha))
-        top = ", ".join(f"{m.name} {m.prob:.1%}" for m in maps)
+        probs = predictor.probabilities([picture])[0]
+        predicted = [float(probs[m.index]) for m in maps]
+        written.append(
+            save_cam(picture, maps, png, cmap, alpha, predicted=predicted, crops=predictor.crops)
+        )
+        top = ", ".join(
+            f"{m.name} {m.prob:.1%} on the whole image, {p:.1%} in predict"
+            for m, p in zip(maps, predicted, strict=True)
+        )
         report(f"wrote {png} ({top})")
     return written, failed

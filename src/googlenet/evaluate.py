@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .runtime.predictor import Predictor
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 10.0  # plain progress lines when stderr is not a terminal
 
 
 from .runtime.evaluation import EvalCounts, evaluate  # noqa: E402
@@ -67,7 +69,7 @@ def match_classes(config: GoogLeNetConfig, classes: list[str], weights: str | Pa
 
 
 def load_models(
-    weights: Sequence[str | Path], device: torch.device, backend: str = "auto"
+    weights: Sequence[str | Path], device: torch.device, backend: str = "auto", amp: bool = False
 ) -> list[Predictor]:
     """Load an ensemble; its members must preprocess alike and know the same classes.
 
@@ -76,7 +78,7 @@ def load_models(
     """
     from .runtime.predictor import Predictor
 
-    models = [Predictor.from_file(w, device=device, backend=backend) for w in weights]
+    models = [Predictor.from_file(w, device=device, backend=backend, amp=amp) for w in weights]
     first = models[0].config
     for path, model in zip(weights[1:], models[1:], strict=True):
         c = model.config
@@ -108,8 +110,9 @@ def evaluate_weights(
 
     ``data_dir`` is a folder of class folders, or a dataset root with a ``val/`` inside.
     ``batch_size`` counts crops per forward pass, so memory does not grow with ``crops``.
-    ``backend`` runs PyTorch weights (see :data:`googlenet.predict.BACKENDS`); with ``amp`` they
-    run eagerly under autocast, since the fast path's contract is fp32. Writes
+    ``backend`` runs PyTorch weights (see :data:`googlenet.runtime.backends.BACKENDS`);
+    ``amp="bf16"`` runs that backend in bf16 as ``predict --amp bf16`` does (the same
+    probabilities), ``"fp16"`` the plain module under fp16 autocast (GPUs without bf16). Writes
     the report as JSON and the confusion matrix as PNG beside the first weights (or at
     ``output``) and returns the report. Unreadable images are named on stderr as they come,
     skipped and counted (``skipped`` in the report); ``strict`` stops at the first one.
@@ -119,7 +122,8 @@ def evaluate_weights(
 
     start = time.perf_counter()
     dev = pick_device(device)
-    predictors = load_models(weights, dev, "eager" if amp else backend)
+    fp16 = amp == "fp16"
+    predictors = load_models(weights, dev, "eager" if fp16 else backend, amp=amp == "bf16")
     config = predictors[0].config
     folder = Path(data_dir) / "val" if (Path(data_dir) / "val").is_dir() else Path(data_dir)
     transform = data.EvalTransform.for_model(config, crops, resize)
@@ -141,7 +145,12 @@ def evaluate_weights(
     label_map = match_classes(config, dataset.classes, weights[0])
     models = [p.logits for p in predictors]
     counts = evaluate(
-        models, loader, dev, label_map=label_map, amp=amp, on_skipped=_skip_or_stop(strict)
+        models,
+        _Progress(loader, crops),
+        dev,
+        label_map=label_map,
+        amp="fp16" if fp16 else None,
+        on_skipped=_skip_or_stop(strict),
     )
     if counts.skipped:
         log.warning(
@@ -152,7 +161,7 @@ def evaluate_weights(
     report = _report(counts, dataset.classes, config, weights, folder, crops)
     report["resize"] = resize
     report["seconds"] = round(time.perf_counter() - start, 3)
-    _write_report(report, counts, dataset.classes, output or _beside(weights, crops))
+    _write_report(report, counts, dataset.classes, output or default_report_path(weights, crops))
     return report
 
 
@@ -174,22 +183,24 @@ def _report(
     crops: int,
 ) -> dict[str, Any]:
     per_n = counts.confusion.sum(1)
+    top5 = config.num_classes > 5  # else every image is in the top 5: a figure that means nothing
     per_class = {
         name: {
             "n": int(per_n[i]),
             "top1": _pct(counts.correct[i], per_n[i]),
-            "top5": _pct(counts.top5_hits[i], per_n[i]),
+            "top5": _pct(counts.top5_hits[i], per_n[i]) if top5 else None,
         }
         for i, name in enumerate(classes)
     }
-    return {
+    report = {
         "top1": round(counts.top1, 4),
-        "top5": round(counts.top5, 4),
+        "top5": round(counts.top5, 4) if top5 else None,
         "top1_error": round(100 - counts.top1, 4),
-        "top5_error": round(100 - counts.top5, 4),
+        "top5_error": round(100 - counts.top5, 4) if top5 else None,
         "n": counts.n,
         "crops": crops,
         "models": [str(w) for w in weights],
+        "labels": run_labels(weights),
         "data": str(folder),
         "classes": len(classes),
         "loss": round(counts.loss, 6) if math.isfinite(counts.loss) else None,
@@ -197,13 +208,63 @@ def _report(
         "input_size": config.input_size,
         "per_class": per_class,
     }
+    if not top5:
+        report["top5_note"] = f"n/a: the model knows {config.num_classes} classes, top-5 needs 6+"
+    if counts.members is not None:
+        report["members"] = [
+            {
+                "weights": str(w),
+                "label": label,
+                "top1": _pct(hits[0], counts.n),
+                "top5": _pct(hits[1], counts.n) if top5 else None,
+            }
+            for w, label, hits in zip(weights, report["labels"], counts.members, strict=True)
+        ]
+    return report
+
+
+def run_labels(weights: Sequence[str | Path]) -> list[str]:
+    """A short name for each model: its file name, or ``run/file`` when file names repeat
+    (``runA/best.safetensors``, ``runB/best.safetensors``)."""
+    names = [Path(w).name for w in weights]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{Path(w).parent.name}/{Path(w).name}" for w in weights]
+
+
+class _Progress:
+    """The loader, shown as it goes: a tqdm bar on a terminal, else a log line with an ETA every
+    ``PROGRESS_EVERY_S`` seconds."""
+
+    def __init__(self, loader, crops: int) -> None:
+        self.loader, self.dataset, self.crops = loader, loader.dataset, crops
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            desc = f"eval, {self.crops} crop(s)"
+            yield from tqdm(self.loader, desc=desc, unit="batch", leave=False)
+            return
+        total = len(self.loader)
+        start = shown = time.perf_counter()
+        for i, batch in enumerate(self.loader, 1):
+            yield batch
+            if time.perf_counter() - shown >= PROGRESS_EVERY_S and i < total:
+                shown = time.perf_counter()
+                eta = (shown - start) * (total - i) / i
+                log.info("eval: %d/%d batches, eta %.0fs", i, total, eta)
 
 
 def _pct(hits, n) -> float | None:
     return round(100.0 * float(hits) / float(n), 4) if n else None
 
 
-def _beside(weights: Sequence[str | Path], crops: int) -> Path:
+def default_report_path(weights: Sequence[str | Path], crops: int) -> Path:
+    """Where ``eval`` writes its JSON report by default: beside the first weights."""
     first = Path(weights[0])
     ensemble = f".ensemble{len(weights)}" if len(weights) > 1 else ""
     return first.with_name(f"{first.stem}{ensemble}.eval-{crops}crop.json")
@@ -221,7 +282,7 @@ def _write_report(report: dict, counts: EvalCounts, classes: list[str], path: st
         cols, col_names = torch.cat([cols, other.view(-1, 1)], 1), col_names + ["other"]
     report["json"], report["confusion_matrix"] = str(path), str(png)
     try:
-        title = f"{', '.join(Path(m).name for m in report['models'])}: top-1 {report['top1']:.2f}%"
+        title = f"{', '.join(report['labels'])}: top-1 {report['top1']:.2f}%"
         plot_confusion(cols, classes, col_names, png, title=f"{title}, {report['crops']} crop(s)")
         atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     except GoogLeNetError as err:  # a read-only weights folder: the report is still printed
@@ -242,8 +303,13 @@ def render(report: dict[str, Any], fmt: str = "table", per_class: bool = False) 
         "",
         f"{'':8}{'accuracy':>10}{'error':>10}",
         f"{'top-1':8}{report['top1']:>9.2f}%{report['top1_error']:>9.2f}%",
-        f"{'top-5':8}{report['top5']:>9.2f}%{report['top5_error']:>9.2f}%",
+        f"{'top-5':8}{report['top5']:>9.2f}%{report['top5_error']:>9.2f}%"
+        if report["top5"] is not None
+        else f"{'top-5':8}{'n/a':>10}  ({report['top5_note'].removeprefix('n/a: ')})",
     ]
+    for m in report.get("members", []):
+        t5 = f", top-5 {m['top5']:.2f}%" if m["top5"] is not None else ""
+        lines.append(f"  alone: {m['label']}: top-1 {m['top1']:.2f}%{t5}")
     if report["skipped"]:
         lines.append(f"skipped {report['skipped']} unreadable image(s)")
     if per_class:

@@ -62,6 +62,19 @@ ATOL = 1e-4
 # Upper bound of the dynamic batch dimension; torch.export wants one, ONNX files don't keep it.
 MAX_BATCH = 4096
 
+# What every exported file takes and gives (README "Export"; `googlenet export` prints it with
+# the model's own numbers, :func:`input_contract`).
+INPUT_CONTRACT = (
+    "Every file takes float32 images of shape N x 3 x S x S (N any batch size unless "
+    "--static-batch; S the weights' input size, 224 for ImageNet weights): RGB (EXIF "
+    "orientation applied), the short side resized (bilinear, antialiased) to 256 x S / 224 "
+    "(256 for 224), center-cropped to S x S, scaled to [0, 1], then normalized with the mean "
+    "and std stored in the file (ImageNet's: 0.485 0.456 0.406 / 0.229 0.224 0.225). It "
+    "returns N x classes logits (softmax them for probabilities). The configuration (class "
+    "names, input size, mean, std) is stored as JSON: ONNX metadata_props['googlenet.config']; "
+    "TorchScript and ExportedProgram: the googlenet.config.json extra file in the archive."
+)
+
 Runner = Callable[[Tensor], Tensor]
 # What the writers take: a GoogLeNet without aux heads, or its fused inference network; both
 # are modules with a ``config``.
@@ -308,7 +321,7 @@ def export(
     path: str | os.PathLike[str],
     format: str = "onnx",
     *,
-    dynamic_batch: bool = False,
+    dynamic_batch: bool = True,
     opset: int | None = None,
     check_images: Sequence[str | os.PathLike[str] | Image.Image] | None = None,
     atol: float = ATOL,
@@ -316,7 +329,8 @@ def export(
 ) -> ExportResult:
     """Export ``model`` for inference to ``path`` and check the file against PyTorch.
 
-    ``dynamic_batch`` makes the batch dimension free (otherwise the file takes batches of one);
+    ``dynamic_batch`` (the default) makes the batch dimension free; False fixes it to one, which
+    a few runtimes (TensorRT engines built without profiles) want;
     ``opset`` picks the ONNX operator set (default 18; 9-17 through the legacy exporter).
     ``check_images`` (paths or PIL images) are what the check runs on; by default, synthetic
     pictures. ``fuse`` (the default) exports the fast inference network
@@ -378,6 +392,20 @@ def export(
     atomic_save(path, write_and_check)
     used_opset = (opset or DEFAULT_OPSET) if format == "onnx" else None
     return ExportResult(Path(path), format, dynamic, used_opset, diff, len(images))
+
+
+def input_contract(config: GoogLeNetConfig, dynamic_batch: bool = True) -> str:
+    """:data:`INPUT_CONTRACT` with this model's numbers, in one line."""
+    from .data import resize_size
+
+    s, n = config.input_size, "N" if dynamic_batch else "1"
+    mean = " ".join(f"{v:g}" for v in config.mean)
+    std = " ".join(f"{v:g}" for v in config.std)
+    return (
+        f"input: float32 {n} x 3 x {s} x {s}, RGB, short side resized to {resize_size(s)}, "
+        f"center-cropped to {s}, scaled to [0, 1], normalized with mean {mean} and std {std}; "
+        f"output: {n} x {config.num_classes} logits"
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import re
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -93,6 +93,17 @@ def _os_error(err: BaseException) -> OSError | None:
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
+
+
+def refuse_overwrite(paths: Iterable[str | os.PathLike[str]], force: bool = False) -> None:
+    """One line, before any work, if an output is already there and ``force`` is not set: no
+    command replaces a file it did not just make unless told to (``--force``)."""
+    if force:
+        return
+    there = [Path(p) for p in paths if Path(p).exists()]
+    if there:
+        more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
+        raise GoogLeNetError(f"{there[0]} already exists{more}: pass --force to overwrite it")
 
 
 def atomic_save(path: str | os.PathLike[str], write: Callable[[str], Any]) -> Path:

@@ -202,6 +202,11 @@ def torch_hub_model(
 
     if weights is None:
         return create_model(preset, **kwargs)
+    from .weights.pretrained import PRETRAINED
+    from .weights.pretrained import create_model as create_pretrained
+
+    if isinstance(weights, str) and weights in PRETRAINED:  # "imagenet": torchvision's, by name
+        return create_pretrained(preset, weights=weights, **kwargs)
     path = Path(weights)
     if path.is_dir():
         path = path / WEIGHTS_NAME

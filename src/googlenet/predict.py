@@ -57,6 +57,9 @@ class PredictionWriter:
             self.stream.flush()
 
 
+PROGRESS_EVERY_S = 10.0  # plain progress lines when stderr is not a terminal
+
+
 def predict_files(
     predictor: Predictor,
     inputs: Sequence[str | os.PathLike[str]],
@@ -72,14 +75,15 @@ def predict_files(
 
     Each unreadable input is reported through ``report`` and skipped; ``strict`` stops at the
     first one instead (raising DataError; ``out`` is then not written). A progress bar runs on
-    stderr when it is a terminal. Returns ``(predicted, failed)``.
+    stderr when it is a terminal, else a line through ``report`` every ``PROGRESS_EVERY_S``
+    seconds. Returns ``(predicted, failed)``.
     """
     from tqdm import tqdm
 
     paths, problems = collect_images(inputs, report, strict)
     target = atomic_open(out, "w", encoding="utf-8", newline="") if out else nullcontext(sys.stdout)
     ok = failed = 0
-    start = time.perf_counter()
+    start = shown = time.perf_counter()
     with (
         target as stream,
         tqdm(
@@ -103,6 +107,11 @@ def predict_files(
                     report(reason)
                     failed += 1
             bar.update()
+            if bar.disable and time.perf_counter() - shown >= PROGRESS_EVERY_S:
+                shown, done = time.perf_counter(), ok + failed
+                rate = done / (shown - start)
+                eta = (len(paths) - done) / rate
+                report(f"{done}/{len(paths)} image(s), {rate:.1f} images/s, eta {eta:.0f} s")
         writer.close()
     elapsed = time.perf_counter() - start
     if ok:

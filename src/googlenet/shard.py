@@ -4,7 +4,7 @@ Caffe read ImageNet from LMDB and TF-slim from TFRecord shards; a folder of 1.2 
 slow to list and to open on a network file system and cannot be streamed from an object store.
 This writes the train and val splits of ``--data`` (found as ``googlenet train`` finds them) as
 ``OUT/<split>/<split>-NNNNNN.tar`` shards of ``--shard-size`` samples, each sample the image's
-own bytes (or, with ``--resize S``, a JPEG with the shorter side scaled down to S) and its class
+own bytes (or, with ``--downscale S``, a JPEG with the shorter side scaled down to S) and its class
 number, plus the indexes that :mod:`googlenet.data.shards` reads (see there for the layout).
 
 The training samples are shuffled once (seed 0) before they are cut into shards, so that every
@@ -182,7 +182,7 @@ def render(index: dict[str, Any], out: Path) -> str:
     written = sum(s["shard_bytes"] for s in index["splits"].values())
     ratio = written / source if source else float("nan")
     resize = index["preprocessing"]["resize_shorter_side"]
-    what = f"--resize {resize}: " if resize else ""
+    what = f"--downscale {resize}: " if resize else ""
     lines.append(
         f"{what}{written / 1e6:,.1f} MB of shards for {source / 1e6:,.1f} MB of source images "
         f"({ratio:.0%} of it; {source / max(written, 1):.1f}x smaller) in {index['seconds']} s; "

@@ -159,7 +159,7 @@ def test_train_eval_and_predict_finish_naming_and_counting_what_they_skip(
         capsys, "eval", "--weights", "run/final.safetensors", "--data", "data/val", "-j", "0",
         "--output", report,
     )  # fmt: skip
-    assert code == 0, err
+    assert code == 2, err  # the same exit code as predict for the same outcome
     result = json.loads(report.read_text())
     assert result["n"] == n_good["val"] and result["skipped"] == n_bad["val"]
     assert f"skipped {n_bad['val']} unreadable image(s)" in out

@@ -10,6 +10,7 @@ said once.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -22,7 +23,9 @@ ARGS = ["--input-size", "32", "-j", "0", "--print-freq", "1"]
 
 
 def lines(text: str, start: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith(start)]
+    """The lines that start with ``start`` once the log's ``HH:MM:SS`` stamp is taken off."""
+    plain = (re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in text.splitlines())
+    return [line for line in plain if line.startswith(start)]
 
 
 @pytest.mark.slow

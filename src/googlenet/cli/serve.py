@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from . import (
-    _backend_arg,
-    _device_arg,
-    _weights_arg,
+from .args import (
+    add_backend,
+    add_device,
+    add_weights,
     nonnegative_float,
     positive_float,
     positive_int,
@@ -31,36 +31,41 @@ def add(sub: argparse._SubParsersAction) -> None:
         "(up to --max-batch, waiting at most --max-wait-ms). SIGTERM drains the requests in "
         "progress, then exits 0. Needs pip install 'googlenet[serve]'.",
     )
-    _weights_arg(p, "our .safetensors, a torchvision googlenet .pth, or an exported .onnx")
+    add_weights(p, "our .safetensors, a torchvision googlenet .pth, or an exported .onnx")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine)")
-    p.add_argument("--port", type=port, default=8000, help="port (8000)")
-    _backend_arg(p)
-    _device_arg(p)
-    p.add_argument("--max-batch", type=positive_int, default=32, help="images per batch (32)")
+    p.add_argument("--port", type=port, default=8000, help="port")
+    add_backend(p)
+    add_device(p)
+    p.add_argument("--max-batch", type=positive_int, default=32, help="images per batch")
     p.add_argument(
         "--max-wait-ms",
         type=nonnegative_float,
         default=5.0,
-        help="how long a batch waits for more requests after its first (5 ms)",
+        help="how long a batch waits for more requests after its first, in ms",
     )
     p.add_argument(
         "--max-queue",
         type=positive_int,
         default=256,
-        help="requests waiting for a batch before new ones get 503 + Retry-After (256)",
-    )
-    p.add_argument("--workers", type=positive_int, default=1, help="processes, a model each (1)")
-    p.add_argument(
-        "--timeout", type=positive_float, default=30.0, help="seconds per request before 504 (30)"
+        help="requests waiting for a batch before new ones get 503 + Retry-After",
     )
     p.add_argument(
-        "--max-body-mb", type=positive_float, default=20.0, help="largest upload, MB (20): 413"
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="server processes, a model each (uvicorn's --workers, not -j)",
+    )
+    p.add_argument(
+        "--timeout", type=positive_float, default=30.0, help="seconds per request before 504"
+    )
+    p.add_argument(
+        "--max-body-mb", type=positive_float, default=20.0, help="largest upload, MB: 413"
     )
     p.add_argument(
         "--max-pixels",
         type=positive_int,
         default=40_000_000,
-        help="largest image, pixels, checked before decoding (40M; at most 100M): 413",
+        help="largest image, pixels, checked before decoding (at most 100M): 413",
     )
     p.add_argument(
         "--access-log", action=argparse.BooleanOptionalAction, default=True, help="log requests"

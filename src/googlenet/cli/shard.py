@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import GoogLeNetError
+from .args import add_alias, add_workers, positive_int
+
 
 def add(sub: argparse._SubParsersAction) -> None:
-    from . import positive_int
-
     p = sub.add_parser(
         "shard",
         help="write an image folder as WebDataset tar shards, for streaming to many nodes",
@@ -19,33 +20,37 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, metavar="DIR", help="DIR/train/<class>/... and DIR/val")
     p.add_argument("--val", metavar="DIR", help="validation folder (default DIR/val)")
-    p.add_argument("--out", required=True, type=Path, metavar="OUT", help="the shard set's folder")
     p.add_argument(
-        "--shard-size", type=positive_int, default=1000, metavar="N", help="samples a shard (1000)"
+        "--output-dir", type=Path, metavar="OUT", help="the shard set's folder (required)"
+    )
+    add_alias(p, "--out", dest="output_dir", now="--output-dir", type=Path, metavar="OUT")
+    p.add_argument(
+        "--shard-size", type=positive_int, default=1000, metavar="N", help="samples a shard"
     )
     p.add_argument(
-        "--resize",
+        "--downscale",
         type=positive_int,
         metavar="PX",
         help="store images with a shorter side above PX scaled down to PX, as JPEG (e.g. 256)",
     )
-    p.add_argument(
-        "-j", "--workers", type=positive_int, default=1, help="shards written at once (1)"
-    )
+    add_alias(p, "--resize", dest="downscale", now="--downscale", type=positive_int)
+    add_workers(p, 1, "; here: shards written at once")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..shard import render, write_shards
 
+    if args.output_dir is None:
+        raise GoogLeNetError("the following argument is required: --output-dir OUT")
     index = write_shards(
         args.data,
-        args.out,
+        args.output_dir,
         val=args.val,
         shard_size=args.shard_size,
-        resize=args.resize,
+        resize=args.downscale,
         workers=args.workers,
         strict=args.strict,
     )
-    print(render(index, args.out))
+    print(render(index, args.output_dir))
     return 0

@@ -83,23 +83,35 @@ def save_cam(
     path: str | os.PathLike[str],
     cmap: str = "jet",
     alpha: float = 0.5,
+    predicted: Sequence[float] | None = None,
+    crops: int = 1,
 ) -> Path:
-    """Draw each map over the image (one panel per class, titled with its probability) to a PNG,
-    written atomically."""
+    """The input as it is, then each map over it (one panel per class), and a colour bar; to a
+    PNG, written atomically. Each panel's title gives the class's probability on the whole image
+    (what the map is computed on) and, when ``predicted`` is given, the probability ``predict``
+    reports with ``crops`` crops, which is another input and so another number."""
+    from matplotlib import cm, colors
     from matplotlib.figure import Figure
 
     colormap = check_colormap(cmap)
     width, height = image.size
-    panel = 4.0  # inches for the longer side of each panel
-    scale = panel / max(width, height)
-    fig = Figure(figsize=(len(maps) * width * scale, height * scale + 0.4))
-    for i, cam in enumerate(maps):
-        ax = fig.add_subplot(1, len(maps), i + 1)
+    scale = 3.2 / max(width, height)  # inches for the longer side of each panel
+    fig = Figure(figsize=((len(maps) + 1) * width * scale + 0.9, height * scale + 0.7))
+    fig.set_layout_engine("constrained")
+    axes = fig.subplots(1, len(maps) + 1, squeeze=False)[0]
+    axes[0].imshow(image)
+    axes[0].set_title("input", fontsize=9)
+    for ax, cam, p in zip(axes[1:], maps, predicted or [None] * len(maps), strict=True):
         ax.imshow(image)
         ax.imshow(cam.heatmap(width, height), cmap=colormap, alpha=alpha, vmin=0, vmax=1)
-        ax.set_title(f"{cam.name} ({cam.prob:.1%})", fontsize=9)
+        title = f"{cam.name}: {cam.prob:.1%} on the whole image"
+        if p is not None:
+            title += f"\n{p:.1%} in predict ({crops} crop{'s' if crops > 1 else ''})"
+        ax.set_title(title, fontsize=8)
+    for ax in axes:
         ax.axis("off")
-    fig.tight_layout(pad=0.3)
+    bar = cm.ScalarMappable(colors.Normalize(0, 1), colormap)
+    fig.colorbar(bar, ax=list(axes[1:]), shrink=0.8, label="evidence (map min to max)")
     return atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 

@@ -33,6 +33,8 @@ class EvalCounts:
     nll: float
     label_map: Tensor
     skipped: list[str] = field(default_factory=list)
+    # An ensemble's members each on their own: models x (ranked first, in the top 5) counts.
+    members: Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -73,7 +75,9 @@ class EvalCounts:
         k, c = self.confusion.shape
         confusion = flat[: k * c].round().long().view(k, c)
         top5 = flat[k * c : k * c + k].round().long()
-        return EvalCounts(confusion, top5, float(flat[-2]), self.label_map, self.skipped)
+        return EvalCounts(
+            confusion, top5, float(flat[-2]), self.label_map, self.skipped, self.members
+        )
 
 
 @torch.no_grad()
@@ -98,7 +102,7 @@ def evaluate(
             model.eval()
     k = len(loader.dataset.classes)
     label_map = label_map if label_map is not None else torch.arange(k)
-    confusion = top5_hits = None
+    confusion = top5_hits = members = None
     nll, skipped = 0.0, []
     dtype = AMP_DTYPES.get(amp or "", torch.bfloat16)
     for batch in loader:
@@ -113,18 +117,21 @@ def evaluate(
         x = images.flatten(0, 1).to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        y = batch.labels
+        target = label_map[y]
         probs = 0.0
         with torch.autocast(device.type, dtype=dtype, enabled=amp is not None):
-            for model in models:
-                logits = model(x).float()
-                probs = probs + crop_average(logits, crops)
+            for i, model in enumerate(models):
+                own = crop_average(model(x).float(), crops)
+                probs = probs + own
+                if len(models) > 1:
+                    members = members if members is not None else torch.zeros(len(models), 2)
+                    members[i] += _hits(own.cpu(), target)
         probs = (probs / len(models)).cpu()
         num_classes = probs.shape[1]
         if confusion is None or top5_hits is None:
             confusion = torch.zeros(k, num_classes, dtype=torch.long)
             top5_hits = torch.zeros(k, dtype=torch.long)
-        y = batch.labels
-        target = label_map[y]
         nll -= float(probs.gather(1, target.view(-1, 1)).clamp_min(1e-12).log().sum())
         pred = probs.argmax(1)
         confusion += torch.bincount(y * num_classes + pred, minlength=k * num_classes).view(
@@ -135,7 +142,15 @@ def evaluate(
     if confusion is None:  # nothing readable (or an empty shard under torchrun)
         confusion = torch.zeros(k, getattr(models[0], "num_classes", k), dtype=torch.long)
         top5_hits = torch.zeros(k, dtype=torch.long)
-    return EvalCounts(confusion, top5_hits, nll, label_map, skipped)
+    return EvalCounts(confusion, top5_hits, nll, label_map, skipped, members)
+
+
+def _hits(probs: Tensor, target: Tensor) -> Tensor:
+    """How many of ``target`` are ranked first, and how many in the top 5, by ``probs``."""
+    ranked = probs.topk(min(5, probs.shape[1]), dim=1).indices
+    return torch.tensor(
+        [float((ranked[:, 0] == target).sum()), float(ranked.eq(target.view(-1, 1)).any(1).sum())]
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -325,8 +325,12 @@ class Predictor:
         if str(name).casefold() in folded:
             return folded.index(str(name).casefold())
         close = difflib.get_close_matches(str(name), names, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ConfigError(f"the model has no class {name!r} ({len(names)} classes){hint}")
+        if close:
+            hint = f"; did you mean {', '.join(map(repr, close))}?"
+        else:  # say what there is: all of a few classes, the first of many
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            hint = f": {shown}"
+        raise ConfigError(f"the model has no class {name!r} ({len(names)} classes{hint})")
 
     def cam(
         self,

@@ -167,7 +167,7 @@ def train_one_epoch(
         if (i + 1) % cfg.print_freq == 0 or last:
             _check_finite(sums[0], loop, epoch)
             lr = loop.optimizer.param_groups[0]["lr"]
-            _show(bar, sums, i + 1, len(loader), lr, began, loop.dist, before)
+            _show(bar, sums, i + 1, len(loader), lr, began, loop.dist, before, cfg.epochs - epoch)
         if cfg.save_every and loop.step % cfg.save_every == 0 and not last and checkpoint:
             checkpoint(EpochProgress(i + 1, sums.tolist() + [n_skipped]))
     totals = distributed.all_reduce_sum(sums.tolist() + [n_skipped, before[1]], loop.dist.device)
@@ -347,20 +347,31 @@ def _show(
     start: float,
     d: Dist,
     before: tuple[int, float] = (0, 0.0),
+    epochs_left: int = 1,
 ) -> None:
     """Progress after ``done`` of ``total`` batches; ``before``: the batches and images of this
-    epoch that a process before a resume did (not part of this one's speed)."""
+    epoch that a process before a resume did (not part of this one's speed); ``epochs_left``
+    (this one included) makes the ETA the whole run's (validation time not counted)."""
     if not d.is_main:
         return
     images = float(sums[5])
     loss = float(sums[0]) / max(images, 1.0)
     elapsed = max(time.perf_counter() - start, 1e-9)
     speed = (images - before[1]) * d.world / elapsed
+    per_batch = elapsed / max(done - before[0], 1)
+    eta = _duration((total - done + (epochs_left - 1) * total) * per_batch)
     if hasattr(bar, "set_postfix_str"):
-        bar.set_postfix_str(f"loss {loss:.4f} lr {lr:.3g} {speed:.1f} img/s")
+        bar.set_postfix_str(f"loss {loss:.4f} lr {lr:.3g} {speed:.1f} img/s run eta {eta}")
         return
-    eta = (total - done) * elapsed / max(done - before[0], 1)
-    log.info("  [%d/%d] loss %.4f lr %.3g %.1f img/s eta %.0fs", done, total, loss, lr, speed, eta)
+    log.info("  [%d/%d] loss %.4f lr %.3g %.1f img/s run eta %s", done, total, loss, lr, speed, eta)
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``7m05s`` or ``3h07m``: an ETA a person reads at a glance."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    return f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def log_epoch(row: dict[str, Any], epochs: int) -> None:

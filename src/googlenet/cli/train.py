@@ -1,0 +1,227 @@
+"""``googlenet train``: train (or fine-tune) on an image folder with the paper's recipe.
+
+The flags are torchvision's reference script's (``--lr``, ``--wd``, ``-b``, ``-j``, ``--amp``,
+``--resume``, ``--output-dir``); defaults come from :class:`googlenet.train.TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .args import (
+    add_amp,
+    add_batch_size,
+    add_device,
+    add_input_size,
+    add_preset,
+    add_workers,
+    existing_file,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    from ..train import TrainConfig
+
+    p = sub.add_parser(
+        "train",
+        help="train (or fine-tune) on an image folder with the paper's recipe",
+        description="Train GoogLeNet on DIR/train/<class>/<image> (validating on DIR/val) with the "
+        "paper's recipe: SGD momentum 0.9, loss = main + 0.3 x (aux1 + aux2), lr x0.96 every 8 "
+        "epochs (scaled to the run), the paper's augmentation. Many GPUs: torchrun "
+        "--nproc-per-node N -m googlenet train ... (-b is per process).",
+    )
+    _add_run(p, TrainConfig)
+    _add_optimizer(p, TrainConfig)
+    _add_augmentation(p, TrainConfig)
+    _add_machine(p, TrainConfig)
+
+
+def _add_run(p: argparse.ArgumentParser, D) -> None:
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="DIR/train/<class>/... and DIR/val (required, except with --resume: the run's own)",
+    )
+    p.add_argument("--val", metavar="DIR", help="validation folder (default DIR/val)")
+    p.add_argument(
+        "--output-dir", metavar="DIR", help="where the run goes (default runs/<data name>-<preset>)"
+    )
+    add_preset(p)
+    p.add_argument("--weights", type=existing_file, help="fine-tune from these weights")
+    add_input_size(p, None, " (default 224, or the input size of --weights when fine-tuning)")
+    p.add_argument("--epochs", type=positive_int, default=D.epochs, help="epochs to train")
+    p.add_argument(
+        "--resume",
+        metavar="PATH|auto",
+        help="continue from a checkpoint; auto: OUTPUT_DIR/last.pt if there",
+    )
+    p.add_argument(
+        "--save-every",
+        type=nonnegative_int,
+        default=D.save_every,
+        metavar="STEPS",
+        help="also checkpoint (last.pt) every STEPS steps, not only at epoch ends (0: only there)",
+    )
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    p.add_argument(
+        "--print-freq", type=positive_int, default=D.print_freq, metavar="STEPS", help="log every"
+    )
+
+
+def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
+    p.add_argument("--lr", type=positive_float, default=D.lr, help="learning rate")
+    p.add_argument("--momentum", type=nonnegative_float, default=D.momentum, help="SGD momentum")
+    p.add_argument(
+        "--wd",
+        "--weight-decay",
+        dest="weight_decay",
+        type=nonnegative_float,
+        default=D.weight_decay,
+        help="weight decay",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=["paper", "poly", "cosine", "step"],
+        default=D.schedule,
+        help="paper: lr x0.96 every 8 x epochs/250 epochs; poly: Caffe's lr x (1 - t/T)^power "
+        "(the BVLC weights' quick_solver)",
+    )
+    p.add_argument(
+        "--poly-power", type=positive_float, default=D.poly_power, help="--schedule poly's power"
+    )
+    p.add_argument(
+        "--bias-lr-mult",
+        type=nonnegative_float,
+        help="biases learn at this times the rate, without weight decay (Caffe's lr_mult: 2; "
+        "default 2 for paper/paper-bn, 1 for torchvision)",
+    )
+    p.add_argument(
+        "--lr-step-size",
+        type=positive_float,
+        metavar="EPOCHS",
+        help="epochs between decays (paper: 8 x epochs / 250; step: 30)",
+    )
+    p.add_argument("--lr-gamma", type=positive_float, help="decay factor (paper 0.96, step 0.1)")
+    p.add_argument(
+        "--warmup-epochs", type=nonnegative_float, default=D.warmup_epochs, help="linear warm-up"
+    )
+    p.add_argument("--polyak", action="store_true", help="keep a Polyak (EMA) average of weights")
+    p.add_argument(
+        "--polyak-decay", type=positive_float, default=D.polyak_decay, help="EMA decay per step"
+    )
+    p.add_argument(
+        "--label-smoothing", type=nonnegative_float, default=D.label_smoothing, help="0: none"
+    )
+    p.add_argument(
+        "--aux-weight",
+        type=nonnegative_float,
+        default=D.aux_weight,
+        help="weight of each auxiliary loss; 0 drops the auxiliary heads",
+    )
+    p.add_argument("--dropout", type=nonnegative_float, help="main head dropout (paper 0.4)")
+    p.add_argument("--aux-dropout", type=nonnegative_float, help="aux head dropout (paper 0.7)")
+    p.add_argument(
+        "--freeze-trunk", action="store_true", help="with --weights: train the classifier only"
+    )
+
+
+def _add_augmentation(p: argparse.ArgumentParser, D) -> None:
+    for flag, what in (("--scale", "random crop area fraction"), ("--ratio", "crop aspect ratio")):
+        p.add_argument(
+            flag,
+            type=positive_float,
+            nargs=2,
+            default=getattr(D, flag[2:]),
+            metavar=("MIN", "MAX"),
+            help=what,
+        )
+    p.add_argument("--hflip", type=nonnegative_float, default=D.hflip, help="flip probability")
+    p.add_argument(
+        "--jitter",
+        type=nonnegative_float,
+        default=D.jitter,
+        help="brightness/contrast/saturation jitter",
+    )
+    p.add_argument(
+        "--lighting", type=nonnegative_float, default=D.lighting, help="PCA lighting noise std"
+    )
+    p.add_argument(
+        "--mean",
+        type=float,
+        nargs=3,
+        metavar=("R", "G", "B"),
+        help="in [0, 1] units (default: the preset's; paper: Caffe's (123, 117, 104)/255)",
+    )
+    p.add_argument(
+        "--std",
+        type=positive_float,
+        nargs=3,
+        metavar=("R", "G", "B"),
+        help="(default: the preset's; paper: 1/255, Caffe's 0-255 input)",
+    )
+
+
+def _add_machine(p: argparse.ArgumentParser, D) -> None:
+    add_batch_size(p, D.batch_size, "images per process and step")
+    add_workers(p, D.workers)
+    add_device(p)
+    add_amp(p, "auto", training=True)
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=D.channels_last,
+        help="NHWC memory format (default: on)",
+    )
+    p.add_argument(
+        "--merge-1x1",
+        action=argparse.BooleanOptionalAction,
+        default=D.merge_1x1,
+        help="run each Inception module's three input 1x1 convolutions as one (default: on)",
+    )
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="inductor",
+        metavar="BACKEND",
+        help="torch.compile the model (a bare --compile: inductor)",
+    )
+    p.add_argument("--seed", type=int, default=D.seed, help="random seed (data order, init)")
+
+
+def given_flags(argv: list[str] | None, command: str) -> set[str] | None:
+    """The destinations of ``command``'s flags typed in ``argv`` (not defaulted): a resumed run
+    takes the others from its checkpoint. None when ``argv`` is unknown."""
+    if argv is None:
+        return None
+    from . import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in subparsers.choices[command]._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command", "verbose"}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import TrainConfig, train
+
+    fields = {k: v for k, v in vars(args).items() if k not in ("command", "verbose", "argv")}
+    # auto stays auto: the training step resolves it on its device (bf16 where the hardware does
+    # it fast, CPUs with AVX512-BF16/AMX included: 1.6-2.2x there, BENCHMARKS.md)
+    for key in ("scale", "ratio", "mean", "std"):
+        if fields[key] is not None:
+            fields[key] = tuple(fields[key])
+    for key in ("data", "val", "output_dir", "weights"):
+        if fields[key] is not None:
+            fields[key] = str(fields[key])
+    given = given_flags(getattr(args, "argv", None), "train")
+    result = train(TrainConfig(**fields), given=given)
+    if result:
+        best = f", best val top-1 {result['best_top1']:.2f}%" if result["best_top1"] >= 0 else ""
+        out = result["output_dir"]
+        print(f"done: {result['epochs']} epoch(s){best}; weights and metrics in {out}")
+    return 0
