@@ -30,3 +30,13 @@ def make_dataset(root: Path, classes=("a", "b", "c"), train=4, val=2) -> Path:
     make_image_folder(root / "train", classes, train, seed=0)
     make_image_folder(root / "val", classes, val, seed=1)
     return root
+
+
+# The tests' training run: tiny images, batches of 4, no loader processes, a log line per step.
+FAST = ["--input-size", "32", "-b", "4", "-j", "0", "--print-freq", "1"]
+
+
+def train_args(data: str = "data", out: str = "run", epochs: int = 1, *extra: str) -> list[str]:
+    """``googlenet train``'s command line in the tests: ``data`` into ``out`` for ``epochs``, fast,
+    then ``extra`` (later flags override FAST's)."""
+    return ["train", "--data", data, "--output-dir", out, "--epochs", str(epochs), *FAST, *extra]

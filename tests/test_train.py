@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from folders import make_dataset, make_image_folder
+from folders import FAST, make_dataset, make_image_folder, train_args
 from safetensors.torch import load_file
 
 import googlenet
@@ -16,7 +16,6 @@ from googlenet import cli
 from googlenet.model import GoogLeNetOutputs
 from googlenet.train import TrainConfig, googlenet_loss, lr_at
 
-FAST = ["--input-size", "32", "-b", "4", "-j", "0", "--print-freq", "1"]
 CHECKPOINT_KEYS = {
     "config",
     "model",
@@ -105,15 +104,7 @@ def test_config_checks_its_arguments():
 def test_train_writes_a_complete_run(tmp_path, run_cli):
     make_dataset(tmp_path / "data")
     proc = run_cli(
-        "train",
-        "--data",
-        "data",
-        "--output-dir",
-        "run",
-        "--epochs",
-        "2",
-        "--polyak",
-        *FAST,
+        *train_args("data", "run", 2, "--polyak"),
         check=True,
     )
     run = tmp_path / "run"
@@ -207,25 +198,14 @@ def test_a_finished_run_is_not_overwritten_and_a_nan_loss_keeps_the_last_checkpo
     tmp_path, run_cli, monkeypatch, capsys
 ):
     make_dataset(tmp_path / "data")
-    run_cli("train", "--data", "data", "--output-dir", "run", "--epochs", "1", *FAST, check=True)
+    run_cli(*train_args("data", "run", 1), check=True)
     before = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     monkeypatch.chdir(tmp_path)
     line = cli_error(capsys, "train", "--data", "data", "--output-dir", "run", "--epochs", "2")
     assert "output directory run already holds a run (last.pt)" in line and "--resume" in line
 
     proc = run_cli(
-        "train",
-        "--data",
-        "data",
-        "--output-dir",
-        "run",
-        "--epochs",
-        "3",
-        "--resume",
-        "auto",
-        "--lr",
-        "1e12",
-        *FAST,
+        *train_args("data", "run", 3, "--resume", "auto", "--lr", "1e12"),
     )
     assert "loss became NaN or infinite in epoch 2" in one_line_error(proc)
     after = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
@@ -278,18 +258,9 @@ def test_fine_tune_torchvision_weights_with_a_frozen_trunk(tmp_path, run_cli):
 def test_fine_tune_our_weights_to_other_classes_keeps_the_aux_heads(tmp_path, run_cli):
     make_dataset(tmp_path / "data")
     make_dataset(tmp_path / "data2", classes=("p", "q", "r", "s"))
-    run_cli("train", "--data", "data", "--output-dir", "run", "--epochs", "1", *FAST, check=True)
+    run_cli(*train_args("data", "run", 1), check=True)
     proc = run_cli(
-        "train",
-        "--data",
-        "data2",
-        "--output-dir",
-        "run2",
-        "--epochs",
-        "1",
-        "--weights",
-        "run/final.safetensors",
-        *FAST,
+        *train_args("data2", "run2", 1, "--weights", "run/final.safetensors"),
         check=True,
     )
     assert "classifier re-initialized for 4 classes" in proc.stderr
@@ -311,7 +282,6 @@ def test_fine_tune_our_weights_to_other_classes_keeps_the_aux_heads(tmp_path, ru
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.slow  # torch.compile: ~40 s on the busy 2-core machine
 def test_bf16_channels_last_and_compile_train(tmp_path):
     seen = _first_step(tmp_path, amp="bf16", channels_last=True, compile="aot_eager", polyak=True)
@@ -330,16 +300,7 @@ def test_bf16_channels_last_and_compile_train(tmp_path):
 def test_fp16_uses_a_grad_scaler(tmp_path, run_cli):
     make_dataset(tmp_path / "data")
     run_cli(
-        "train",
-        "--data",
-        "data",
-        "--output-dir",
-        "run",
-        "--epochs",
-        "1",
-        "--amp",
-        "fp16",
-        *FAST,
+        *train_args("data", "run", 1, "--amp", "fp16"),
         check=True,
     )
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
@@ -378,11 +339,24 @@ def test_bad_data_directories_are_one_line_errors(tmp_path, monkeypatch, capsys)
         assert not (tmp_path / "runs").exists()
 
 
-def test_a_batch_larger_than_the_data_is_an_error(tmp_path, monkeypatch, capsys):
+def test_a_single_image_cannot_train_a_batchnorm_network(tmp_path, monkeypatch, capsys):
+    """The last batch is kept unless it would break training: one image and BatchNorm. With a
+    single image there is nothing else, and that is one line."""
     monkeypatch.chdir(tmp_path)
-    make_dataset(tmp_path / "data")
-    line = cli_error(capsys, "train", "--data", "data", "--epochs", "1", *FAST, "-b", "64")
-    assert "fewer than one batch of 64" in line
+    make_image_folder(tmp_path / "data" / "train", classes=("a",), per_class=1)
+    args = ["train", "--data", "data", "--epochs", "1", "--preset", "paper-bn", *FAST]
+    assert "which BatchNorm cannot normalize" in cli_error(capsys, *args)
+
+
+@pytest.mark.slow
+def test_small_data_keeps_its_last_batch_unless_batchnorm_would_see_one_image(tmp_path, run_cli):
+    make_dataset(tmp_path / "data", train=3)  # 9 images: batches of 4, 4 and 1
+    lrn = run_cli(*train_args("data", "lrn", 1, "-b", "8"), check=True)  # 8 + 1: kept
+    assert json.loads((tmp_path / "lrn" / "metrics.jsonl").read_text())["step"] == 2
+    assert "leaves out" not in lrn.stderr
+    bn = run_cli(*train_args("data", "bn", 1, "--preset", "paper-bn"), check=True)
+    assert "each epoch leaves out 1 image per process (1 of 9)" in bn.stderr
+    assert json.loads((tmp_path / "bn" / "metrics.jsonl").read_text())["step"] == 2
 
 
 @pytest.mark.slow
@@ -415,15 +389,7 @@ def test_unreadable_images_are_skipped_and_counted_or_stop_with_strict(tmp_path,
     assert rows[0]["skipped"] == "1"
 
     strict = run_cli(
-        "train",
-        "--data",
-        "data",
-        "--output-dir",
-        "run2",
-        "--epochs",
-        "1",
-        "--strict",
-        *FAST,
+        *train_args("data", "run2", 1, "--strict"),
         "-b",
         "2",
     )
@@ -457,9 +423,7 @@ def test_out_of_memory_suggests_a_smaller_batch(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_training_without_a_val_folder(tmp_path, run_cli):
     make_image_folder(tmp_path / "data" / "train")
-    proc = run_cli(
-        "train", "--data", "data", "--output-dir", "run", "--epochs", "1", *FAST, check=True
-    )
+    proc = run_cli(*train_args("data", "run", 1), check=True)
     assert "no validation set" in proc.stderr
     assert (tmp_path / "run" / "final.safetensors").is_file()
     assert not (tmp_path / "run" / "best.safetensors").exists()
@@ -507,7 +471,7 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(monkeypatch):
     from tqdm import tqdm
 
     from googlenet.runtime.distributed import Dist
-    from googlenet.train import _progress
+    from googlenet.train.loop import _progress
 
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     assert isinstance(_progress([1, 2], 0, 1, Dist()), tqdm)

@@ -44,6 +44,10 @@ from .hub import HubMixin
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Caffe's input (BVLC's train_val.prototxt, and the paper's "mean subtraction"): 0-255 pixels minus
+# the mean pixel (R 123, G 117, B 104), no division; in our [0, 1] tensor convention, these.
+CAFFE_MEAN = (123 / 255, 117 / 255, 104 / 255)
+CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
 # Sanity bounds, so that a mistyped flag or a weights file's lying metadata is an error rather
 # than an attempt to allocate terabytes: ImageNet-21k has 21,841 classes; 4096 px is 18x the
 # paper's 224 (its first feature map alone is then 4 GB per image).
@@ -631,9 +635,12 @@ def paper() -> dict:
     Conv biases and a ReLU after every convolution; LRN (size 5, alpha 1e-4, beta 0.75, k 1) after
     pool1 and after conv2/3x3; true 5x5 convolutions; 3x3/2 ceil-mode max pools (after 4e too);
     global average pooling; dropout 40%; auxiliary heads on 4a and 4d (avg pool 5x5/3, 1x1 conv
-    128, fc 1024, dropout 70%). Caffe's Xavier initialization with bias 0.2.
+    128, fc 1024, dropout 70%). Caffe's Xavier initialization with bias 0.2. Caffe's input scale:
+    0-255 pixels minus the mean pixel, not divided by a standard deviation (``CAFFE_MEAN``,
+    ``CAFFE_STD``): LRN's alpha (1e-4) is tuned to it, and at ImageNet-normalized input, 57x
+    smaller, the two LRN layers would be close to the identity.
     """
-    return {}
+    return {"mean": CAFFE_MEAN, "std": CAFFE_STD}
 
 
 def paper_bn() -> dict:
@@ -641,7 +648,9 @@ def paper_bn() -> dict:
 
     Deviations from the paper: BatchNorm (eps 1e-3) after every convolution, so no conv biases and
     no LRN (Ioffe & Szegedy 2015 made this change to this very network). Everything else, the
-    true 5x5 and the 3x3/2 pool after 4e included, is the paper's.
+    true 5x5 and the 3x3/2 pool after 4e included, is the paper's. Input: ImageNet's mean and
+    std (BatchNorm after the first convolution makes the input's scale irrelevant, and there is
+    no LRN tuned to it).
     """
     return {"norm": "batchnorm"}
 

@@ -225,7 +225,6 @@ TABLE = [
     ([*TRAIN, "--input-size", "8"], "too small"),
     ([*TRAIN, "--device", "tpu"], "--device must be"),
     ([*TRAIN, "--compile", "warp-drive"], "unknown backend"),
-    ([*TRAIN, "-b", "1000"], "fewer than one batch"),
     (["train", "--data", "missing", *FAST], "does not exist"),
     (["train", "--data", IMG, *FAST], "is not a directory"),
     (["train", "--data", "data", "--val", "missing", *FAST], "does not exist"),

@@ -28,9 +28,10 @@ Contenders, inference: ours (:func:`googlenet.runtime.backends.optimize_for_infe
 backend unless ``--backend`` says), torchvision's googlenet in eager mode (NCHW, channels_last)
 and ONNX Runtime running torchvision's model exported to ONNX; ``--int8`` adds our int8 file.
 Training: one step (forward with the auxiliary heads, loss = main + 0.3 * (aux1 + aux2), backward,
-SGD with momentum) of ours (:func:`googlenet.runtime.training.prepare_for_training` and bf16
-autocast) and of torchvision's googlenet, NCHW, channels_last, and channels_last with the same
-bf16 autocast.
+SGD with momentum) of ours -- :class:`googlenet.runtime.training.TrainStep` on a model made ready
+by :func:`googlenet.runtime.training.prepare_for_training`, with ``--amp auto``: the very step
+``googlenet train`` runs by default -- and of torchvision's googlenet, NCHW, channels_last, and
+channels_last with the same bf16 autocast.
 On CUDA: eager fp32, eager AMP (bf16) channels_last and, with ``--compile``, compiled.
 """
 
@@ -62,8 +63,8 @@ from ..runtime.backends import (
     default_backend,
     optimize_for_inference,
 )
-from ..runtime.device import amp_dtype, autocast
-from ..runtime.training import prepare_for_training
+from ..runtime.device import amp_dtype, autocast, resolve_amp
+from ..runtime.training import TrainStep, prepare_for_training
 from ..weights import convert_torchvision_state_dict
 from .measure import (
     cuda_peak,
@@ -223,20 +224,16 @@ def _infer_call(net: Callable[[Tensor], Tensor], x: Tensor) -> Callable[[], Tens
     return call
 
 
-def _train_call(
-    model: nn.Module, x: Tensor, y: Tensor, *, torchvision: bool, amp: bool
-) -> Callable[[], Tensor]:
-    """One SGD-with-momentum step on main + 0.3 * (aux1 + aux2): the paper's loss."""
+def _train_call(model: nn.Module, x: Tensor, y: Tensor, *, amp: bool) -> Callable[[], Tensor]:
+    """torchvision's googlenet: the textbook SGD-with-momentum step on main + 0.3 * (aux1 + aux2),
+    the paper's loss (ours is :class:`googlenet.speed.TrainStep`, the same work)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
 
     def step() -> Tensor:
         with autocast(x.device, enabled=amp):
-            if torchvision:
-                out = model(x)
-                logits, aux1, aux2 = out.logits, out.aux_logits1, out.aux_logits2
-            else:
-                logits, aux1, aux2 = model(x, return_aux=True)
+            out = model(x)
+            logits, aux1, aux2 = out.logits, out.aux_logits1, out.aux_logits2
             loss = F.cross_entropy(logits, y) + 0.3 * (
                 F.cross_entropy(aux1, y) + F.cross_entropy(aux2, y)
             )
@@ -367,15 +364,19 @@ def infer_contenders(cfg: BenchConfig) -> list[Contender]:
 
 
 def train_contenders(cfg: BenchConfig) -> list[Contender]:
-    """Ours (prepare_for_training + autocast) first, then torchvision's same step."""
+    """Ours (the TrainStep `googlenet train` runs) first, then torchvision's same step."""
     dev = cfg.device
-    has_amp = amp_dtype(dev) is not None
+    has_amp = resolve_amp("auto", dev) is not None
 
     def ours(amp: bool, merge: bool = True, compiled: bool = False):
         def build(x: Tensor) -> Callable[[], Any]:
             model = _ours(cfg, aux=True).to(dev)
             run = prepare_for_training(model, merge_1x1=merge, compile=compiled)
-            return _train_call(run, _cl(x), _labels(cfg), torchvision=False, amp=amp)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            step = TrainStep(run, optimizer, amp=resolve_amp("auto" if amp else "none", dev))
+            y = _labels(cfg)
+            model.train()
+            return lambda: step(x, y)[1]
 
         return build
 
@@ -385,7 +386,7 @@ def train_contenders(cfg: BenchConfig) -> list[Contender]:
             if channels_last:
                 net, x = net.to(memory_format=torch.channels_last), _cl(x)
             run = torch.compile(net) if compiled else net
-            return _train_call(run, x, _labels(cfg), torchvision=True, amp=amp)
+            return _train_call(run, x, _labels(cfg), amp=amp)
 
         return build
 

@@ -171,7 +171,7 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 def add_amp(parser: argparse.ArgumentParser, default: str, *, training: bool = False) -> None:
     """``--amp auto|bf16|fp16|none``; a bare ``--amp`` means bf16 (the old predict flag)."""
     auto = (
-        "bf16 on a GPU that does it fast (Ampere or newer), else none"
+        "bf16 where the hardware does it fast (AVX512-BF16/AMX CPUs, bf16 GPUs), else none"
         if training
         else "none: inference stays in fp32, within 1e-4 of the reference"
     )

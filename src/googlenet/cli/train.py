@@ -20,7 +20,6 @@ from .args import (
     nonnegative_int,
     positive_float,
     positive_int,
-    resolve_amp,
 )
 
 
@@ -42,7 +41,11 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_run(p: argparse.ArgumentParser, D) -> None:
-    p.add_argument("--data", required=True, metavar="DIR", help="DIR/train/<class>/... and DIR/val")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="DIR/train/<class>/... and DIR/val (required, except with --resume: the run's own)",
+    )
     p.add_argument("--val", metavar="DIR", help="validation folder (default DIR/val)")
     p.add_argument(
         "--output-dir", metavar="DIR", help="where the run goes (default runs/<data name>-<preset>)"
@@ -82,9 +85,19 @@ def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
     )
     p.add_argument(
         "--schedule",
-        choices=["paper", "cosine", "step"],
+        choices=["paper", "poly", "cosine", "step"],
         default=D.schedule,
-        help="paper: lr x0.96 every 8 x epochs/250 epochs",
+        help="paper: lr x0.96 every 8 x epochs/250 epochs; poly: Caffe's lr x (1 - t/T)^power "
+        "(the BVLC weights' quick_solver)",
+    )
+    p.add_argument(
+        "--poly-power", type=positive_float, default=D.poly_power, help="--schedule poly's power"
+    )
+    p.add_argument(
+        "--bias-lr-mult",
+        type=nonnegative_float,
+        help="biases learn at this times the rate, without weight decay (Caffe's lr_mult: 2; "
+        "default 2 for paper/paper-bn, 1 for torchvision)",
     )
     p.add_argument(
         "--lr-step-size",
@@ -137,10 +150,18 @@ def _add_augmentation(p: argparse.ArgumentParser, D) -> None:
         "--lighting", type=nonnegative_float, default=D.lighting, help="PCA lighting noise std"
     )
     p.add_argument(
-        "--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="(default ImageNet's)"
+        "--mean",
+        type=float,
+        nargs=3,
+        metavar=("R", "G", "B"),
+        help="in [0, 1] units (default: the preset's; paper: Caffe's (123, 117, 104)/255)",
     )
     p.add_argument(
-        "--std", type=positive_float, nargs=3, metavar=("R", "G", "B"), help="(default ImageNet's)"
+        "--std",
+        type=positive_float,
+        nargs=3,
+        metavar=("R", "G", "B"),
+        help="(default: the preset's; paper: 1/255, Caffe's 0-255 input)",
     )
 
 
@@ -149,7 +170,18 @@ def _add_machine(p: argparse.ArgumentParser, D) -> None:
     add_workers(p, D.workers)
     add_device(p)
     add_amp(p, "auto", training=True)
-    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=D.channels_last,
+        help="NHWC memory format (default: on)",
+    )
+    p.add_argument(
+        "--merge-1x1",
+        action=argparse.BooleanOptionalAction,
+        default=D.merge_1x1,
+        help="run each Inception module's three input 1x1 convolutions as one (default: on)",
+    )
     p.add_argument(
         "--compile",
         nargs="?",
@@ -160,18 +192,34 @@ def _add_machine(p: argparse.ArgumentParser, D) -> None:
     p.add_argument("--seed", type=int, default=D.seed, help="random seed (data order, init)")
 
 
+def given_flags(argv: list[str] | None, command: str) -> set[str] | None:
+    """The destinations of ``command``'s flags typed in ``argv`` (not defaulted): a resumed run
+    takes the others from its checkpoint. None when ``argv`` is unknown."""
+    if argv is None:
+        return None
+    from . import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in subparsers.choices[command]._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command", "verbose"}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, train
 
-    fields = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
-    fields["amp"] = resolve_amp(args.amp, args.device, training=True)
+    fields = {k: v for k, v in vars(args).items() if k not in ("command", "verbose", "argv")}
+    # auto stays auto: the training step resolves it on its device (bf16 where the hardware does
+    # it fast, CPUs with AVX512-BF16/AMX included: 1.6-2.2x there, BENCHMARKS.md)
     for key in ("scale", "ratio", "mean", "std"):
         if fields[key] is not None:
             fields[key] = tuple(fields[key])
     for key in ("data", "val", "output_dir", "weights"):
         if fields[key] is not None:
             fields[key] = str(fields[key])
-    result = train(TrainConfig(**fields))
+    given = given_flags(getattr(args, "argv", None), "train")
+    result = train(TrainConfig(**fields), given=given)
     if result:
         best = f", best val top-1 {result['best_top1']:.2f}%" if result["best_top1"] >= 0 else ""
         out = result["output_dir"]

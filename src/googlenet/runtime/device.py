@@ -4,7 +4,11 @@ for every command (:func:`pick_device`, :data:`AMP_DTYPES`, :func:`amp_dtype`, :
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -12,6 +16,9 @@ from ..errors import ConfigError
 
 # The precisions --amp names (besides "none" and "auto").
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# --amp's values, the same in every subcommand: auto = bf16 where the hardware does it fast, else
+# fp32; none = fp32.
+AMP_CHOICES = ("auto", "bf16", "fp16", "none")
 
 
 def pick_device(name: str | torch.device | None, local_rank: int = 0) -> torch.device:
@@ -67,3 +74,72 @@ def autocast(device: str | torch.device, enabled: bool = True) -> Iterator[None]
         return
     with torch.autocast(device.type, dtype=dtype):
         yield
+
+
+def resolve_amp(amp: str | None, device: str | torch.device) -> torch.dtype | None:
+    """The dtype autocast runs in for ``--amp`` on ``device``; None is plain fp32.
+
+    ``auto`` is bf16 where :func:`amp_dtype` says the hardware does bf16 fast (never fp16, which
+    needs loss scaling and can overflow: asked for by name only), else fp32.
+    """
+    if amp in (None, "none"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if amp_dtype(device) == torch.bfloat16 else None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    raise ConfigError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
+
+
+def idle_cpus(interval: float = 0.25, stat: Path = Path("/proc/stat")) -> float | None:
+    """How many CPUs sat idle over the next ``interval`` seconds (Linux's /proc/stat); None where
+    it cannot be read."""
+
+    def read() -> tuple[int, int, int]:
+        lines = stat.read_text().splitlines()
+        fields = [int(v) for v in lines[0].split()[1:]]
+        cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+        return sum(fields[:8]), fields[3] + fields[4], cpus  # total, idle + iowait (jiffies)
+
+    try:
+        total0, idle0, cpus = read()
+        time.sleep(interval)
+        total1, idle1, _ = read()
+    except (OSError, ValueError, IndexError):
+        return None
+    return cpus * (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def cpu_threads(available: int, idle: float | None) -> int:
+    """Threads for CPU training: the usable CPUs that are idle now, at least one.
+
+    Why not all of them: the OpenMP threads of every layer wait for each other at its end, and
+    one thread sharing a core with another busy process makes the others spin until the
+    scheduler gives it back. Measured with the demo's step on the 2-core machine under load
+    (BENCHMARKS.md): 2 threads ran 5x slower than 1.
+    """
+    if idle is None:
+        return available
+    return max(1, min(available, int(idle + 0.5)))
+
+
+def configure_cpu_threads(log: logging.Logger | None = None) -> int | None:
+    """Set torch's thread count to :func:`cpu_threads` unless the user chose it (OMP_NUM_THREADS);
+    returns the count set, None if left alone."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    available = available or os.cpu_count() or 1
+    threads = cpu_threads(available, idle_cpus())
+    torch.set_num_threads(threads)
+    if log is not None and threads < available:
+        log.info(
+            "%d of %d CPUs are busy with other processes: computing on %d thread(s) "
+            "(OMP_NUM_THREADS chooses)",
+            available - threads,
+            available,
+            threads,
+        )
+    return threads

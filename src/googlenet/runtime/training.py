@@ -1,9 +1,10 @@
 """Training speed: the same training step, less time per image.
 
-The training loop calls :func:`prepare_for_training` once on its model and runs each forward and
-loss inside :func:`autocast`. What each piece bought on this project's CPU (2-core AMD EPYC Zen4
-with AVX512-BF16; batch 32, 224x224, SGD with momentum and the auxiliary losses; the figures
-are in BENCHMARKS.md):
+The same training step: :class:`TrainStep` is THE training step: ``googlenet train`` runs it on
+a model made ready by :func:`prepare_for_training`, and ``googlenet bench --mode train`` times
+that very object, so the speed in BENCHMARKS.md is the speed of the training that ships. What
+each piece bought on this project's CPU (2-core AMD EPYC Zen4 with AVX512-BF16; batch 32,
+224x224, SGD with momentum and the auxiliary losses; the figures are in BENCHMARKS.md):
 
 * **bf16 autocast** -- the big one. The CPU multiplies bf16 matrices at about twice its fp32 rate
   (AVX512-BF16), and oneDNN's bf16 convolutions accumulate in fp32. The weights, the optimizer
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..model import GoogLeNet, InceptionModule
+from ..model import GoogLeNet, GoogLeNetOutputs, InceptionModule
 
 
 class MergedInception(InceptionModule):
@@ -163,3 +164,66 @@ def prepare_for_training(
 def to_channels_last(x: Tensor) -> Tensor:
     """A 4-D batch in channels_last memory format (a no-op if it already is)."""
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def paper_loss(
+    out: GoogLeNetOutputs, target: Tensor, criterion: nn.Module, aux_weight: float = 0.3
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """The paper's loss, main + ``aux_weight`` x (aux1 + aux2), and its three parts."""
+    main = criterion(out.logits, target)
+    if out.aux1 is None or out.aux2 is None:
+        return main, main, None, None
+    aux1, aux2 = criterion(out.aux1, target), criterion(out.aux2, target)
+    return main + aux_weight * (aux1 + aux2), main, aux1, aux2
+
+
+class TrainStep:
+    """One optimizer step: the batch in the model's memory format, forward and loss inside one
+    autocast, backward (through ``scaler`` when given: fp16 needs it), the optimizer's step.
+
+    ``model`` is what :func:`prepare_for_training` returned (possibly DDP-wrapped);
+    ``channels_last`` must match how it was prepared. The learning rate, the Polyak average and
+    the bookkeeping are the caller's: this is the part whose speed is measured.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        amp: torch.dtype | None = None,
+        channels_last: bool = True,
+        criterion: nn.Module | None = None,
+        aux_weight: float = 0.3,
+        scaler: torch.amp.GradScaler | None = None,
+    ) -> None:
+        self.model, self.optimizer, self.amp = model, optimizer, amp
+        self.channels_last = channels_last
+        self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
+        self.aux_weight = aux_weight
+        self.scaler = scaler
+
+    def __call__(self, x: Tensor, y: Tensor, weight: float = 1.0) -> tuple[Tensor, Tensor]:
+        """Train on ``(x, y)``; ``weight`` scales the loss (0: take part without learning).
+
+        Returns the main logits and the losses (total, main, aux1, aux2; 0 for absent heads),
+        detached and left on the device (reading them would synchronize with a GPU).
+        """
+        if self.channels_last:
+            x = to_channels_last(x)
+        dtype = self.amp or torch.bfloat16
+        with torch.autocast(x.device.type, dtype=dtype, enabled=self.amp is not None):
+            out = self.model(x, return_aux=True)
+            loss, main, aux1, aux2 = paper_loss(out, y, self.criterion, self.aux_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        scaled = loss * weight if weight != 1.0 else loss
+        if self.scaler is not None:
+            self.scaler.scale(scaled).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            scaled.backward()
+            self.optimizer.step()
+        zero = loss.new_zeros(())
+        parts = [loss, main, aux1 if aux1 is not None else zero, aux2 if aux2 is not None else zero]
+        return out.logits.detach(), torch.stack([p.float() for p in parts]).detach()

@@ -1,0 +1,184 @@
+"""``TrainConfig``: everything ``googlenet train`` takes, checked once when it is built.
+
+The flags are torchvision's reference script's (``--lr``, ``--wd``, ``-b``, ``-j``, ``--amp``,
+``--resume``, ``--output-dir``); the defaults are the paper's recipe (see ``recipe.py``) on the
+fastest training step the hardware has (``--amp auto``, channels_last, merged 1x1s).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..runtime.device import AMP_CHOICES
+
+SCHEDULES = ("paper", "poly", "cosine", "step")
+# The BVLC solver ran 10M iterations of batch 32 (250 epochs) with the rate x0.96 every 320k
+# iterations (8 epochs): 31 decays. Scaled runs keep that shape over their own length.
+PAPER_EPOCHS, PAPER_STEP_EPOCHS, PAPER_GAMMA = 250, 8.0, 0.96
+# Flags that would make a resumed run another run: --resume refuses a new value (issue 17).
+RESUME_REFUSED = ("data", "val", "preset", "weights", "input_size", "batch_size", "seed")
+# Not taken from the checkpoint: where this process writes and what it resumes from.
+RESUME_OWN = ("resume", "output_dir", "replan_step", "replan_lr")
+# Caffe's biases learn at twice the base rate (lr_mult: 2 on every conv and fc bias of BVLC's
+# train_val.prototxt); torchvision's reference recipe trains everything at the base rate.
+CAFFE_BIAS_LR_MULT = {"paper": 2.0, "paper-bn": 2.0}
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``googlenet train`` takes; the flags are torchvision's reference script's."""
+
+    data: str | None = None  # required, except to continue a run (--resume): then the run's
+    val: str | None = None
+    output_dir: str | None = None  # default runs/<data folder name>-<preset>
+    preset: str = "paper"
+    weights: str | None = None  # fine-tune from these (ours, or torchvision's .pth)
+    input_size: int | None = None  # default 224, or the input size of --weights
+    epochs: int = 90
+    batch_size: int = 32  # per process, as in torchvision's reference script
+    workers: int = min(8, os.cpu_count() or 1)
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    schedule: str = "paper"
+    lr_step_size: float | None = None  # epochs; paper: 8 x epochs / 250, step: 30
+    lr_gamma: float | None = None  # paper: 0.96, step: 0.1
+    poly_power: float = 0.5  # --schedule poly: lr x (1 - t/T) ** power (Caffe's quick_solver)
+    warmup_epochs: float = 0.0
+    bias_lr_mult: float | None = None  # default: Caffe's 2 for paper/paper-bn, 1 for torchvision
+    polyak: bool = False
+    polyak_decay: float = 0.999
+    label_smoothing: float = 0.0
+    aux_weight: float = 0.3  # 0 drops the auxiliary heads
+    dropout: float | None = None  # main head; default: the preset's (0.4 for the paper)
+    aux_dropout: float | None = None
+    freeze_trunk: bool = False
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: float = 0.5
+    jitter: float = 0.4
+    lighting: float = 0.1
+    mean: tuple[float, float, float] | None = None  # default ImageNet's, or the weights'
+    std: tuple[float, float, float] | None = None
+    amp: str = "auto"  # auto (bf16 where the hardware does it fast, else fp32) | bf16 | fp16 | none
+    channels_last: bool = True  # NHWC: oneDNN's and cuDNN's native layout
+    merge_1x1: bool = True  # each Inception module's three input 1x1 convolutions as one
+    compile: str | None = None  # a torch.compile backend: inductor, aot_eager, ...
+    device: str | None = None  # default cuda if available
+    seed: int = 0
+    resume: str | None = None  # a checkpoint, or "auto": <output_dir>/last.pt if it exists
+    save_every: int = 0  # also write last.pt every N steps (0: at the end of each epoch only)
+    strict: bool = False  # stop at the first unreadable image instead of skipping it
+    print_freq: int = 10
+    # Set when a resumed run changes --epochs: the step and rate from which a cosine or poly
+    # schedule was re-planned over the new length (so the rate goes on from where it was).
+    replan_step: int | None = None
+    replan_lr: float | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.data and self.resume is None:
+            problems.append("--data DIR is required (except to continue a run with --resume)")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"--schedule must be one of {', '.join(SCHEDULES)}")
+        if self.amp is None:  # the earlier spelling of fp32
+            self.amp = "none"
+        if self.amp not in AMP_CHOICES:
+            problems.append(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {self.amp!r}")
+        if self.bias_lr_mult is not None and not 0 <= self.bias_lr_mult <= 100:
+            problems.append(f"--bias-lr-mult must be in [0, 100], got {self.bias_lr_mult}")
+        if not 0 < self.poly_power <= 10:
+            problems.append(f"--poly-power must be in (0, 10], got {self.poly_power}")
+        if not (0 < self.scale[0] <= self.scale[1] <= 1):
+            problems.append(f"--scale needs 0 < MIN <= MAX <= 1, got {self.scale}")
+        if not (0 < self.ratio[0] <= self.ratio[1]):
+            problems.append(f"--ratio needs 0 < MIN <= MAX, got {self.ratio}")
+        if not 0 <= self.polyak_decay < 1:
+            problems.append(f"--polyak-decay must be in [0, 1), got {self.polyak_decay}")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.freeze_trunk and self.weights is None:
+            problems.append("--freeze-trunk needs --weights (a frozen random trunk learns nothing)")
+        if self.weights is not None and self.resume not in (None, "auto"):
+            problems.append(
+                "--weights starts a run and --resume PATH continues one (its weights are in the "
+                "checkpoint): pass one of them"
+            )
+        if not 0 <= self.momentum < 1:
+            problems.append(f"--momentum must be in [0, 1), got {self.momentum}")
+        if not 0 <= self.hflip <= 1:
+            problems.append(f"--hflip is a probability, in [0, 1], got {self.hflip}")
+        if self.lr_gamma is not None and not 0 < self.lr_gamma <= 1:
+            problems.append(f"--lr-gamma is a decay factor, in (0, 1], got {self.lr_gamma}")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if values is not None and not all(math.isfinite(v) for v in values):
+                problems.append(f"--{name} must be finite numbers, got {values}")
+        if not 0 <= self.seed < 2**63:
+            problems.append(f"--seed must be in [0, 2**63), got {self.seed}")
+        if self.save_every < 0:
+            problems.append(f"--save-every must be 0 or more, got {self.save_every}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def merge_resumed(self, saved: dict[str, Any], given: set[str]) -> TrainConfig:
+        """This configuration continuing a run whose checkpoint holds the arguments ``saved``.
+
+        Every flag not in ``given`` (those typed on the command line) takes the run's own value,
+        so ``--resume auto --output-dir DIR`` alone continues it exactly. A given flag that differs
+        is refused when it would make the run another one (:data:`RESUME_REFUSED`: data, preset,
+        weights, input size, batch size, seed), else applied (``--epochs`` extends the run, with
+        its schedule re-planned; ``-j``; the rest is announced when the run resumes).
+        """
+        names = {f.name for f in dataclasses.fields(self)}
+        taken: dict[str, Any] = {}
+        for name, old in saved.items():
+            if name not in names or name in RESUME_OWN:
+                continue
+            old = tuple(old) if isinstance(old, list) else old
+            new = getattr(self, name)
+            if name not in given:
+                taken[name] = old
+            elif name in RESUME_REFUSED and _comparable(name, new) != _comparable(name, old):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{flag} {new} differs from the run's {flag} {old}: the resumed run would be "
+                    f"another run; leave {flag} out to continue it, or start a new run in "
+                    "another --output-dir"
+                )
+        for name in ("replan_step", "replan_lr"):
+            if saved.get(name) is not None:
+                taken[name] = saved[name]
+        return dataclasses.replace(self, **taken)
+
+    def bias_lr(self, preset: str) -> float:
+        """The biases' learning rate multiplier for a network of ``preset`` (the model's own, which
+        for fine-tuning is the weights'): ``--bias-lr-mult``, or the preset's recipe."""
+        if self.bias_lr_mult is not None:
+            return self.bias_lr_mult
+        return CAFFE_BIAS_LR_MULT.get(preset, 1.0)
+
+
+def _comparable(name: str, value: Any) -> Any:
+    """Paths compare resolved (the same folder spelled two ways is the same data)."""
+    if name in ("data", "val", "weights") and value is not None:
+        return str(Path(value).resolve())
+    return plain(value)
+
+
+def tupled(config: dict[str, Any]) -> dict[str, Any]:
+    """JSON's lists back to the tuples a configuration holds."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,160 @@
+"""The recipe around the paper preset is Caffe's: its input scale (and so LRN's effect), its
+per-parameter learning rates and decays, its ``poly`` schedule. Measured, not read from the
+configuration."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import googlenet
+from googlenet.data import EvalTransform, normalize
+from googlenet.model import IMAGENET_MEAN, IMAGENET_STD
+from googlenet.runtime.distributed import Dist
+from googlenet.train import TrainConfig, lr_at, make_loop, train_step
+
+# Caffe's LRN in BVLC's train_val.prototxt: local_size 5, alpha 1e-4, beta 0.75 (k 1).
+CAFFE_LRN = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0}
+
+
+def _images(n: int = 4, size: int = 64) -> torch.Tensor:
+    """uint8 photos-to-be: a random color per image plus noise, the whole 0-255 range used."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(n, 3, 1, 1, generator=g) * 255
+    return (base + torch.randn(n, 3, size, size, generator=g) * 40).clamp(0, 255).to(torch.uint8)
+
+
+def _pool1(model: googlenet.GoogLeNet, images: torch.Tensor) -> torch.Tensor:
+    """What reaches the first LRN layer: conv1 (with its ReLU), then pool1."""
+    x = normalize(images, model.config.mean, model.config.std)
+    with torch.no_grad():
+        return model.maxpool1(model.conv1(x))
+
+
+def _caffe_lrn_scale(a: torch.Tensor) -> torch.Tensor:
+    """Caffe's across-channel LRN factor, by hand: (k + alpha/n * sum of a^2 over the n channels
+    centred on each one, zero-padded) ** -beta, the formula of Caffe's lrn_layer.cpp."""
+    n, alpha, beta, k = (CAFFE_LRN[key] for key in ("size", "alpha", "beta", "k"))
+    sq = a.double().square()
+    padded = torch.nn.functional.pad(sq, (0, 0, 0, 0, n // 2, n // 2))
+    window = sum(padded[:, i : i + sq.shape[1]] for i in range(n))
+    return (k + alpha / n * window) ** -beta
+
+
+def test_the_paper_preset_feeds_caffes_input_and_every_task_reads_it():
+    """0-255 pixels minus the mean pixel (R 123, G 117, B 104), no division: recorded in the
+    weights' configuration, which the evaluation transform (used by eval, export, predict's
+    crops) reads."""
+    model = googlenet.create_model("paper", num_classes=3, input_size=32)
+    assert model.config.mean == pytest.approx((123 / 255, 117 / 255, 104 / 255))
+    assert model.config.std == pytest.approx((1 / 255,) * 3)
+    pixels = np.full((32, 32, 3), (200, 100, 50), dtype=np.uint8)
+    x = EvalTransform.for_model(model.config)(Image.fromarray(pixels))
+    expected = torch.tensor([200 - 123, 100 - 117, 50 - 104], dtype=torch.float32)
+    assert torch.allclose(x.reshape(-1, 3, 32, 32)[0, :, 16, 16], expected, atol=1e-3)
+    torchvision = googlenet.create_model("torchvision", num_classes=3)
+    assert torchvision.config.mean == pytest.approx(IMAGENET_MEAN)
+
+
+def test_lrn_changes_an_initialized_paper_network_as_much_as_caffes_would():
+    """At Caffe's input scale the first LRN divides active units by a measured factor well away
+    from 1, equal to Caffe's formula computed here by hand; at ImageNet-normalized input (what
+    the preset fed before) it was the identity to 4 decimals."""
+    torch.manual_seed(0)
+    model = googlenet.create_model("paper", num_classes=10, input_size=64).eval()
+    a = _pool1(model, _images())
+    with torch.no_grad():
+        measured = model.norm1(a).double()
+    expected = a.double() * _caffe_lrn_scale(a)
+    assert torch.allclose(measured, expected, rtol=1e-4, atol=1e-4)
+    active = a > 0
+    factor = (measured[active] / a.double()[active]).mean().item()
+    assert factor < 0.95, factor  # Caffe's LRN does something at initialization
+
+    torch.manual_seed(0)
+    old = googlenet.create_model(
+        "paper", num_classes=10, input_size=64, mean=IMAGENET_MEAN, std=IMAGENET_STD
+    ).eval()
+    a_old = _pool1(old, _images())
+    with torch.no_grad():
+        ratio = old.norm1(a_old)[a_old > 0] / a_old[a_old > 0]
+    assert ratio.mean().item() > 0.999  # ~57x smaller input: LRN close to the identity
+
+
+def _one_step(preset: str, **overrides) -> tuple[dict, dict, dict, float, float]:
+    """One real training step (momentum 0, fp32): parameters before and after, gradients."""
+    cfg = TrainConfig(data="-", preset=preset, momentum=0.0, amp="none", **overrides)
+    torch.manual_seed(0)
+    model = googlenet.create_model(preset, num_classes=5, input_size=64)
+    loop = make_loop(cfg, model, Dist(), steps_per_epoch=10)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    x = normalize(_images(4), model.config.mean, model.config.std)
+    train_step(loop, x, torch.tensor([0, 1, 2, 3]))
+    after = dict(model.named_parameters())
+    grads = {n: p.grad.detach().clone() for n, p in after.items() if p.grad is not None}
+    return before, after, grads, cfg.lr, cfg.weight_decay
+
+
+def _measured(before, after, grads, name: str, lr: float) -> tuple[float, float]:
+    """(learning-rate multiplier, weight decay) that explain the step of parameter ``name``:
+    SGD without momentum moves it by lr * mult * (grad + decay * value)."""
+    delta = (before[name] - after[name].detach()).double().flatten()
+    g, w = grads[name].double().flatten(), before[name].double().flatten()
+    # least squares for delta = lr*mult*g + lr*mult*decay*w, two unknowns
+    coef = torch.linalg.lstsq(torch.stack([g, w], 1) * lr, delta[:, None]).solution.flatten()
+    mult = coef[0].item()
+    return mult, coef[1].item() / mult
+
+
+def test_biases_learn_at_twice_the_rate_without_decay_like_caffe():
+    before, after, grads, lr, wd = _one_step("paper")
+    for name in ("conv1.conv.bias", "inception3a.conv3x3.conv.bias", "fc.bias", "aux1.fc1.bias"):
+        mult, decay = _measured(before, after, grads, name, lr)
+        assert mult == pytest.approx(2.0, rel=1e-3), name
+        assert abs(decay) < 1e-6, name
+    for name in ("conv1.conv.weight", "inception3a.conv3x3.conv.weight", "fc.weight"):
+        mult, decay = _measured(before, after, grads, name, lr)
+        assert mult == pytest.approx(1.0, rel=1e-3), name
+        assert decay == pytest.approx(wd, rel=1e-2), name
+
+
+def test_bias_lr_mult_is_a_flag_and_the_torchvision_recipe_keeps_one():
+    before, after, grads, lr, _ = _one_step("paper", bias_lr_mult=1.0)
+    assert _measured(before, after, grads, "fc.bias", lr)[0] == pytest.approx(1.0, rel=1e-3)
+    before, after, grads, lr, _ = _one_step("torchvision")
+    mult, decay = _measured(before, after, grads, "fc.bias", lr)
+    assert mult == pytest.approx(1.0, rel=1e-3) and abs(decay) < 1e-6
+
+
+def test_poly_schedule_is_caffes():
+    """Caffe's "poly": base_lr * (1 - iter / max_iter) ^ power, over the whole run."""
+    cfg = TrainConfig(data="-", schedule="poly", poly_power=0.5, epochs=4, lr=0.01)
+    steps = 10
+    assert lr_at(0, steps, cfg) == pytest.approx(0.01)
+    assert lr_at(20, steps, cfg) == pytest.approx(0.01 * math.sqrt(0.5))
+    assert lr_at(39, steps, cfg) == pytest.approx(0.01 * math.sqrt(1 / 40))
+    rates = [lr_at(s, steps, cfg) for s in range(40)]
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_cpu_threads_are_the_idle_cpus(tmp_path, monkeypatch):
+    """Training computes on the CPUs that are idle (another process's core is left to it), and a
+    machine whose load cannot be read keeps every CPU."""
+    from googlenet.runtime import device
+
+    assert device.cpu_threads(2, 2.0) == 2
+    assert device.cpu_threads(2, 1.1) == 1  # one other CPU-bound process on two cores
+    assert device.cpu_threads(2, 0.1) == 1  # a fully busy machine: still one
+    assert device.cpu_threads(8, None) == 8
+    stat = tmp_path / "stat"
+    cores = "cpu0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0\n"
+    stat.write_text("cpu 10 0 10 100 0 0 0 0 0 0\n" + cores)
+    # over the interval: 20 jiffies user, 20 system, 40 idle of 80 on 2 CPUs: one CPU idle
+    later = "cpu 30 0 30 140 0 0 0 0 0 0\n" + cores
+    monkeypatch.setattr(device.time, "sleep", lambda s: stat.write_text(later))
+    assert device.idle_cpus(0.1, stat) == pytest.approx(1.0)
+    assert device.idle_cpus(0.0, tmp_path / "missing") is None
