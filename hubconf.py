@@ -22,6 +22,6 @@ def googlenet(preset="paper", weights=None, **kwargs):
     :func:`googlenet.load` reads (our safetensors, torchvision's ``googlenet-1378be20.pth``, a
     training checkpoint) or a folder written by ``model.save_pretrained``.
     """
-    from googlenet.hub import torch_hub_model
+    from googlenet.weights.pretrained import torch_hub_model
 
     return torch_hub_model(preset, weights, **kwargs)

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from _caffe_helpers import (
+from helpers.caffe import (
     DEPLOY,
     TRAIN_VAL,
     caffe_input,
@@ -22,7 +22,7 @@ from _caffe_helpers import (
     random_blobs,
     write_caffemodel,
 )
-from _inference_helpers import picture, run_main
+from helpers.inference import picture, run_main
 from safetensors import safe_open
 
 import googlenet

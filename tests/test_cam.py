@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _inference_helpers import CLASSES, INPUT_SIZE, picture, run_main, tiny_model, write_pictures
+from helpers.inference import CLASSES, INPUT_SIZE, picture, run_main, tiny_model, write_pictures
 from PIL import Image, ImageDraw
 
 import googlenet

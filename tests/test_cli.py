@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from folders import make_image_folder
+from helpers.folders import make_image_folder
 
 import googlenet
 from googlenet import cli

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
-from folders import make_dataset
-from runs import assert_same_training, initial
+from helpers.folders import make_dataset
+from helpers.runs import assert_same_training, initial
 
 CLASSES = ("a", "b", "c", "d", "e", "f")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from folders import make_dataset, make_image_folder
+from helpers.folders import make_dataset, make_image_folder
 
 import googlenet
 from googlenet import cli

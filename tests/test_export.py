@@ -20,7 +20,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from _inference_helpers import INPUT_SIZE, run_main, tiny_model, write_pictures
+from helpers.inference import INPUT_SIZE, run_main, tiny_model, write_pictures
 from PIL import Image
 
 import googlenet
@@ -244,7 +244,7 @@ def test_export_fuses_by_default_and_no_fuse_keeps_the_plain_graph(tmp_path):
 
 @slow
 def test_cli_int8_export_then_predict_and_eval(tmp_path, capsys):
-    from folders import make_dataset
+    from helpers.folders import make_dataset
 
     model = tiny_model("paper", seed=5)
     weights = tmp_path / "w.safetensors"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _inference_helpers import CLASSES, tiny_model
+from helpers.inference import CLASSES, tiny_model
 
 import googlenet
 

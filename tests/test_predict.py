@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _inference_helpers import (
+from helpers.inference import (
     CLASSES,
     INPUT_SIZE,
     picture,
@@ -169,7 +169,7 @@ def test_find_images_walks_folders_and_globs(tmp_path):
 
 def test_torchvision_weights_predict_like_torchvision(tmp_path):
     """A torchvision googlenet state dict: ImageNet class names, torchvision's own numbers."""
-    from _inference_helpers import calibrate
+    from helpers.inference import calibrate
     from torchvision.models import googlenet as tv_googlenet
 
     torch.manual_seed(0)

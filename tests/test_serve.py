@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _inference_helpers import CLASSES, picture, run_main, tiny_model, write_pictures
-from _serve_helpers import free_port, serve_in_thread, serve_process
+from helpers.inference import CLASSES, picture, run_main, tiny_model, write_pictures
+from helpers.serve import free_port, serve_in_thread, serve_process
 from PIL import Image
 
 import googlenet

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _inference_helpers import picture, tiny_model
-from _serve_helpers import serve_process
+from helpers.inference import picture, tiny_model
+from helpers.serve import serve_process
 
 import googlenet
 

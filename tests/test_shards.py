@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from folders import make_dataset
+from helpers.folders import make_dataset
+from helpers.runs import assert_same_training, initial
 from PIL import Image
-from runs import assert_same_training, initial
 from safetensors.torch import load_file
 
 import googlenet

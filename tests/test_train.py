@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from folders import FAST, make_dataset, make_image_folder, train_args
+from helpers.folders import FAST, make_dataset, make_image_folder, train_args
 from safetensors.torch import load_file
 
 import googlenet

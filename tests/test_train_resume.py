@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from folders import FAST, make_dataset, train_args
+from helpers.folders import FAST, make_dataset, train_args
 from safetensors.torch import load_file
 
 # a run whose settings differ from every default, so that resuming with defaults would show

@@ -125,23 +125,9 @@ def evaluate_weights(
     fp16 = amp == "fp16"
     predictors = load_models(weights, dev, "eager" if fp16 else backend, amp=amp == "bf16")
     config = predictors[0].config
-    folder = Path(data_dir) / "val" if (Path(data_dir) / "val").is_dir() else Path(data_dir)
     transform = data.EvalTransform.for_model(config, crops, resize)
-    images_per_batch = max(1, batch_size // crops)
-    if data_shards.is_shard_spec(data_dir):  # tar shards: OUT, OUT/val, a pattern, a URL
-        dataset, loader = data_shards.eval_loader(
-            data_dir, transform, images_per_batch, workers, dev.type == "cuda"
-        )
-        folder = dataset.root
-    else:
-        dataset = data.ImageFolder(folder, transform)
-        loader = data.make_loader(
-            dataset,
-            data.ShardSampler(len(dataset)),
-            images_per_batch,
-            workers,
-            pin_memory=dev.type == "cuda",
-        )
+    dataset, loader = _eval_loader(data_dir, transform, max(1, batch_size // crops), workers, dev)
+    folder = dataset.root
     label_map = match_classes(config, dataset.classes, weights[0])
     models = [p.logits for p in predictors]
     counts = evaluate(
@@ -163,6 +149,24 @@ def evaluate_weights(
     report["seconds"] = round(time.perf_counter() - start, 3)
     _write_report(report, counts, dataset.classes, output or default_report_path(weights, crops))
     return report
+
+
+def _eval_loader(
+    data_dir: str | Path, transform, images_per_batch: int, workers: int, dev: torch.device
+) -> tuple[Any, Any]:
+    """The dataset and one-pass loader for ``data_dir``: tar shards (OUT, OUT/val, a pattern, a
+    URL), a folder of class folders, or a dataset root with a ``val/`` inside."""
+    if data_shards.is_shard_spec(data_dir):
+        return data_shards.eval_loader(
+            data_dir, transform, images_per_batch, workers, dev.type == "cuda"
+        )
+    folder = Path(data_dir) / "val" if (Path(data_dir) / "val").is_dir() else Path(data_dir)
+    dataset = data.ImageFolder(folder, transform)
+    sampler = data.ShardSampler(len(dataset))
+    loader = data.make_loader(
+        dataset, sampler, images_per_batch, workers, pin_memory=dev.type == "cuda"
+    )
+    return dataset, loader
 
 
 def _skip_or_stop(strict: bool) -> Callable[[data.Skipped], None]:

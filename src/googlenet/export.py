@@ -339,21 +339,7 @@ def export(
     Raises :class:`ExportError` if the exporter fails or the exported logits differ
     from PyTorch's by more than ``atol``; nothing is written then.
     """
-    if format not in FORMATS:
-        raise ConfigError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
-    fmt = FORMATS[format]
-    if opset is not None:
-        if format != "onnx":
-            raise ConfigError(f"--opset is for ONNX exports, not {format}")
-        require("onnx", "onnxruntime", extra="onnx")
-        import onnx
-
-        newest = onnx.defs.onnx_opset_version()
-        if not MIN_OPSET <= opset <= newest:
-            raise ConfigError(f"--opset must be from {MIN_OPSET} to {newest}, got {opset}")
-    if format == "onnx":
-        require("onnx", "onnxruntime", extra="onnx")
-
+    fmt = _check_format(format, opset)
     plain = inference_model(model)
     images = check_batch(plain.config, check_images)
     dynamic = dynamic_batch or fmt.always_dynamic_batch
@@ -392,6 +378,23 @@ def export(
     atomic_save(path, write_and_check)
     used_opset = (opset or DEFAULT_OPSET) if format == "onnx" else None
     return ExportResult(Path(path), format, dynamic, used_opset, diff, len(images))
+
+
+def _check_format(format: str, opset: int | None) -> Format:
+    """The writer for ``format``, once its packages and ``opset`` are known to be usable."""
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+    if format == "onnx":
+        require("onnx", "onnxruntime", extra="onnx")
+    if opset is not None:
+        if format != "onnx":
+            raise ConfigError(f"--opset is for ONNX exports, not {format}")
+        import onnx
+
+        newest = onnx.defs.onnx_opset_version()
+        if not MIN_OPSET <= opset <= newest:
+            raise ConfigError(f"--opset must be from {MIN_OPSET} to {newest}, got {opset}")
+    return FORMATS[format]
 
 
 def input_contract(config: GoogLeNetConfig, dynamic_batch: bool = True) -> str:

@@ -189,25 +189,3 @@ def _training_section(run_dir: Path | None) -> list[str]:
     if len(lines) == 2:
         lines.append(f"No config.json or metrics.csv in {run_dir}.")
     return lines
-
-
-def torch_hub_model(
-    preset: str = "paper", weights: str | os.PathLike[str] | None = None, **kwargs: Any
-) -> GoogLeNet:
-    """``hubconf.googlenet``: a new ``preset`` model, or the one ``weights`` holds (a file of
-    any format :func:`googlenet.load` reads, or a pretrained folder); ``kwargs`` go to
-    :func:`googlenet.create_model` or :func:`googlenet.load`."""
-    from .model import create_model
-    from .weights import load
-
-    if weights is None:
-        return create_model(preset, **kwargs)
-    from .weights.pretrained import PRETRAINED
-    from .weights.pretrained import create_model as create_pretrained
-
-    if isinstance(weights, str) and weights in PRETRAINED:  # "imagenet": torchvision's, by name
-        return create_pretrained(preset, weights=weights, **kwargs)
-    path = Path(weights)
-    if path.is_dir():
-        path = path / WEIGHTS_NAME
-    return load(path, **kwargs)

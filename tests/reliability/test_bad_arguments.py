@@ -24,8 +24,8 @@ import math
 import shutil
 
 import pytest
-from _reliability import FAST, assert_one_line_error, main, tiny_dataset
-from folders import make_image_folder
+from helpers.folders import make_image_folder
+from helpers.reliability import FAST, assert_one_line_error, main, tiny_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _reliability import FAST, assert_one_line_error, is_root, main, png
-from folders import make_image_folder
+from helpers.folders import make_image_folder
+from helpers.reliability import FAST, assert_one_line_error, is_root, main, png
 from PIL import Image
 
 from googlenet import DataError

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 import torch
-from _reliability import (
+from helpers.reliability import (
     FAST,
     assert_checkpoints_readable,
     assert_one_line_error,

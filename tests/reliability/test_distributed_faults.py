@@ -14,8 +14,8 @@ import re
 
 import pytest
 import torch
-from _reliability import assert_checkpoints_readable, tiny_dataset, torchrun
-from folders import make_dataset
+from helpers.folders import make_dataset
+from helpers.reliability import assert_checkpoints_readable, tiny_dataset, torchrun
 
 from googlenet import data
 

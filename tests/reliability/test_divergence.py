@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _reliability import (
+from helpers.reliability import (
     FAST,
     assert_checkpoints_readable,
     assert_one_line_error,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from _reliability import FAST, assert_one_line_error, main, tiny_dataset
+from helpers.reliability import FAST, assert_one_line_error, main, tiny_dataset
 from safetensors.torch import load_file, save_file
 
 import googlenet

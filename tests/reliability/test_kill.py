@@ -18,7 +18,7 @@ import time
 
 import pytest
 import torch
-from _reliability import (
+from helpers.reliability import (
     FAST,
     assert_checkpoints_readable,
     finish,

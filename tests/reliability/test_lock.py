@@ -17,7 +17,7 @@ import sys
 import time
 
 import pytest
-from _reliability import (
+from helpers.reliability import (
     FAST,
     assert_one_line_error,
     env,

@@ -38,6 +38,7 @@ On CUDA: eager fp32, eager AMP (bf16) channels_last and, with ``--compile``, com
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import statistics
@@ -288,32 +289,38 @@ def _session_backend(cfg: BenchConfig) -> str:
     return backend if backend in ("onnxruntime", "openvino") else "onnxruntime"
 
 
+def _ours_infer(cfg: BenchConfig, backend: str, amp: bool, x: Tensor) -> Callable[[], Any]:
+    """Our inference call: the fast path on ``backend`` (what predict and eval run)."""
+    model = _ours(cfg, aux=False).to(cfg.device).eval()
+    return _infer_call(optimize_for_inference(model, backend, amp=amp), x)
+
+
+def _tv_infer(
+    cfg: BenchConfig, channels_last: bool, amp: bool, compiled: bool, x: Tensor
+) -> Callable[[], Any]:
+    """torchvision's googlenet as a user would run it: eager (or compiled), with autocast."""
+    net = _torchvision(cfg, aux=False).to(cfg.device).eval()
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), _cl(x)
+    run: Callable = compile_module(net, torch.device(cfg.device)) if compiled else net
+
+    def call() -> Tensor:
+        with torch.inference_mode(), autocast(cfg.device, enabled=amp):
+            return run(x)
+
+    return call
+
+
 def infer_contenders(cfg: BenchConfig) -> list[Contender]:
     """Ours first (the ratios are ours / each baseline), then the baselines."""
     cuda = cfg.device == "cuda"
     backend = cfg.backend if cfg.backend != "auto" else default_backend(cfg.device)
 
     def ours(backend: str, amp: bool = False) -> Callable[[Tensor], Callable[[], Any]]:
-        def build(x: Tensor) -> Callable[[], Any]:
-            model = _ours(cfg, aux=False).to(cfg.device).eval()
-            return _infer_call(optimize_for_inference(model, backend, amp=amp), x)
-
-        return build
+        return functools.partial(_ours_infer, cfg, backend, amp)
 
     def tv(channels_last: bool, amp: bool = False, compiled: bool = False):
-        def build(x: Tensor) -> Callable[[], Any]:
-            net = _torchvision(cfg, aux=False).to(cfg.device).eval()
-            if channels_last:
-                net, x = net.to(memory_format=torch.channels_last), _cl(x)
-            run: Callable = compile_module(net, torch.device(cfg.device)) if compiled else net
-
-            def call() -> Tensor:
-                with torch.inference_mode(), autocast(cfg.device, enabled=amp):
-                    return run(x)
-
-            return call
-
-        return build
+        return functools.partial(_tv_infer, cfg, channels_last, amp, compiled)
 
     out: list[Contender] = []
 

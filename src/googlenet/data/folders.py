@@ -245,9 +245,16 @@ def make_loader(
     drop_last: bool = False,
     pin_memory: bool = False,
     seed: int = 0,
+    persistent: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader with our collate; persistent workers; its own generator, so that creating it
-    never draws from the global RNG (which would shift dropout masks after a resume)."""
+    """A DataLoader with our collate and its own generator, so that creating it never draws from
+    the global RNG (which would shift dropout masks after a resume).
+
+    ``persistent`` keeps the workers between passes (training: one pass an epoch). A one-pass
+    loader must not: its workers ignore SIGTERM (:func:`ignore_stop_signals`), so workers still
+    alive at interpreter exit, which a persistent loader's are until the garbage collector
+    reaches it, block multiprocessing's exit handler for ever (a finished ``eval`` that never
+    exited). Without it they end with the pass."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -256,7 +263,7 @@ def make_loader(
         collate_fn=collate,
         pin_memory=pin_memory,
         drop_last=drop_last,
-        persistent_workers=workers > 0,
+        persistent_workers=persistent and workers > 0,
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=ignore_stop_signals if workers > 0 else None,
     )

@@ -112,11 +112,7 @@ def evaluate(
             skipped.append(item.path)
         if batch.labels.numel() == 0:
             continue
-        images = batch.images if batch.images.dim() == 5 else batch.images.unsqueeze(1)
-        b, crops = images.shape[:2]
-        x = images.flatten(0, 1).to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x, crops = _as_crops(batch.images, device, channels_last)
         y = batch.labels
         target = label_map[y]
         probs = 0.0
@@ -143,6 +139,16 @@ def evaluate(
         confusion = torch.zeros(k, getattr(models[0], "num_classes", k), dtype=torch.long)
         top5_hits = torch.zeros(k, dtype=torch.long)
     return EvalCounts(confusion, top5_hits, nll, label_map, skipped, members)
+
+
+def _as_crops(images: Tensor, device: torch.device, channels_last: bool) -> tuple[Tensor, int]:
+    """A batch of N images (or N x crops) as one (N * crops) x 3 x S x S input, and ``crops``."""
+    images = images if images.dim() == 5 else images.unsqueeze(1)
+    crops = images.shape[1]
+    x = images.flatten(0, 1).to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, crops
 
 
 def _hits(probs: Tensor, target: Tensor) -> Tensor:

@@ -16,14 +16,13 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from ..errors import ConfigError, GoogLeNetError
+from ..errors import ConfigError, GoogLeNetError, first_line
 from ..fileio import torch_save
 from ..model import GoogLeNet
 from ..runtime.distributed import Dist
 from ..weights import save_weights
 from .config import plain
 from .loop import EpochProgress, Loop
-from .signals import first_line
 
 log = logging.getLogger("googlenet.train")
 

@@ -301,6 +301,7 @@ def build_loaders(
         drop_last=drop,
         pin_memory=pin,
         seed=cfg.seed,
+        persistent=True,
     )
     if len(train_loader) == 0:
         raise DataError(
@@ -315,6 +316,7 @@ def build_loaders(
             cfg.batch_size,
             cfg.workers,
             pin_memory=pin,
+            persistent=True,
         )
     else:
         log.warning("no validation set (%s/val): no val metrics and no best.* files", cfg.data)

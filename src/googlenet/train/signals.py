@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import Interrupted
+from ..errors import Interrupted, first_line
 
 if TYPE_CHECKING:
     from .loop import Loop
@@ -89,8 +89,3 @@ def peer_reason(err: BaseException) -> str:
     without the source location in front or the advice after."""
     text = re.sub(r"^\[[^\]]*\]\s*", "", first_line(err))
     return text.split(". ")[0][:160]
-
-
-def first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__

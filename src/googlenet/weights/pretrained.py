@@ -107,3 +107,22 @@ def create_model(
 
     path = download(name, progress=progress)
     return load(path, num_classes=num_classes, aux_logits=aux_logits, **overrides)
+
+
+def torch_hub_model(
+    preset: str = "paper", weights: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> GoogLeNet:
+    """``hubconf.googlenet``: a new ``preset`` model, or the one ``weights`` holds (a file of
+    any format :func:`googlenet.load` reads, or a pretrained folder); ``kwargs`` go to
+    :func:`googlenet.create_model` or :func:`googlenet.load`."""
+    from ..hub import WEIGHTS_NAME
+    from . import load
+
+    if weights is None:
+        return _create_model(preset, **kwargs)
+    if isinstance(weights, str) and weights in PRETRAINED:  # "imagenet": torchvision's, by name
+        return create_model(preset, weights=weights, **kwargs)
+    path = Path(weights)
+    if path.is_dir():
+        path = path / WEIGHTS_NAME
+    return load(path, **kwargs)

@@ -16,7 +16,7 @@ import numpy as np
 from googlenet.model import TABLE1
 from googlenet.weights.caffe_proto import V1_LAYER_TYPES, NetParameter
 
-CAFFE_DATA = Path(__file__).parent / "data" / "caffe"
+CAFFE_DATA = Path(__file__).parents[1] / "data" / "caffe"
 DEPLOY = CAFFE_DATA / "deploy.prototxt"
 TRAIN_VAL = CAFFE_DATA / "train_val.prototxt"
 CAFFE_MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)

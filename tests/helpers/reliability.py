@@ -18,10 +18,10 @@ import zlib
 from pathlib import Path
 
 import torch
-from folders import make_dataset
 
 import googlenet
 from googlenet import cli
+from helpers.folders import make_dataset
 
 FAST = ["--input-size", "32", "-b", "2", "-j", "0", "--print-freq", "1"]
 CLASSES = ("a", "b")
