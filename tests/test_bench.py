@@ -96,14 +96,16 @@ def test_peak_memory_probe_runs_in_a_fresh_process():
     # The probe's child imports what this one does before it runs the model, so its peak is at
     # least that RSS; on top come the weights (a few copies of 27 MB), batch-2 activations at
     # 64 px (a few MB) and the allocator's arenas: +250 MB measured. A unit slip (kB, GB) or
-    # the parent's figure is far outside [baseline - 50, baseline + 750].
+    # the parent's figure is far outside [baseline / 2, baseline + 750].
     code = "import resource, googlenet.bench; print(resource.getrusage(0).ru_maxrss / 1024)"
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     baseline = float(
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        check=True).stdout.split()[-1]
     )  # fmt: skip
-    assert peak is not None and baseline - 50 < peak < baseline + 750, (peak, baseline)
+    # The lower bound is half the baseline, not the baseline: under load the baseline process
+    # itself was once measured at 1,682 MB against 708 MB idle (the probe's child: 1,002 MB).
+    assert peak is not None and baseline / 2 < peak < baseline + 750, (peak, baseline)
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,16 @@ def weights_file(path: Path, classes=CLASSES, seed=0, spread_on: Path | None = N
     with a random ``W``, which makes the class ranking depend on the image.
     """
     torch.manual_seed(seed)
+    # ImageNet-normalized input, not the paper preset's Caffe scale: at 0-255 an initialized
+    # network's LRN flattens the features across images, and the spread classifier below would
+    # divide by that vanishing spread (logits of 1e4-1e5, where float order decides the ranking).
     model = googlenet.create_model(
-        "paper", num_classes=len(classes), class_names=classes, input_size=32
+        "paper",
+        num_classes=len(classes),
+        class_names=classes,
+        input_size=32,
+        mean=googlenet.model.IMAGENET_MEAN,
+        std=googlenet.model.IMAGENET_STD,
     ).eval()
     if spread_on is not None:
         spread_classifier(model, spread_on)
@@ -307,6 +315,7 @@ def by_hand(weights: list[Path], folder: Path, crops: int) -> dict:
         for name in dict.fromkeys(r[0] for r in rows)
     }
     return {
+        "num_classes": models[0].config.num_classes,
         "n": n,
         "top1": 100 * sum(r[1] for r in rows) / n,
         "top5": 100 * sum(r[2] for r in rows) / n,
@@ -322,13 +331,21 @@ def assert_matches_by_hand(report: dict, hand: dict) -> None:
     and a wrong crop rule or class map moves the loss by tenths (checked by the callers)."""
     assert report["n"] == hand["n"]
     assert report["top1"] == pytest.approx(hand["top1"], abs=1e-3)
-    assert report["top5"] == pytest.approx(hand["top5"], abs=1e-3)
+    # top-5 of a model that knows 5 classes or fewer is always 100%: reported as n/a (None)
+    top5_means_something = hand["num_classes"] > 5
+    if top5_means_something:
+        assert report["top5"] == pytest.approx(hand["top5"], abs=1e-3)
+    else:
+        assert report["top5"] is None and report["top5_note"]
     assert report["loss"] == pytest.approx(hand["loss"], abs=2e-3)
     for name, c in hand["per_class"].items():
         got = report["per_class"][name]
         assert got["n"] == c["n"]
         assert got["top1"] == pytest.approx(c["top1"], abs=1e-3), name
-        assert got["top5"] == pytest.approx(c["top5"], abs=1e-3), name
+        if top5_means_something:
+            assert got["top5"] == pytest.approx(c["top5"], abs=1e-3), name
+        else:
+            assert got["top5"] is None, name
 
 
 @pytest.mark.parametrize("crops", [10, 144])

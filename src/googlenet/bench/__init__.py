@@ -227,7 +227,7 @@ def _infer_call(net: Callable[[Tensor], Tensor], x: Tensor) -> Callable[[], Tens
 
 def _train_call(model: nn.Module, x: Tensor, y: Tensor, *, amp: bool) -> Callable[[], Tensor]:
     """torchvision's googlenet: the textbook SGD-with-momentum step on main + 0.3 * (aux1 + aux2),
-    the paper's loss (ours is :class:`googlenet.speed.TrainStep`, the same work)."""
+    the paper's loss (ours is :class:`googlenet.runtime.training.TrainStep`, the same work)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
 

@@ -481,7 +481,7 @@ def _reason(err: BaseException) -> str:
 
 
 class ShardLoader:
-    """What train.py and evaluate.py iterate: a DataLoader over a :class:`ShardDataset`, with
+    """What training and evaluation iterate: a DataLoader over a :class:`ShardDataset`, with
     what they ask of a loader (``len``, ``batch_size``, ``dataset``, ``sampler.set_epoch``).
 
     Its workers are not persistent: each epoch starts them with the dataset's epoch and resume
