@@ -1,7 +1,7 @@
 """The paper's recipe: its loss, learning-rate schedules, the model to train, SGD's parameter
 groups (Caffe's per-parameter rates and decays) and the Polyak average.
 
-The recipe (the paper, section 6): SGD with momentum 0.9, weight decay 2e-4 on weights only, biases at
+The recipe (section 6): SGD with momentum 0.9, weight decay 2e-4 on weights only, biases at
 ``--bias-lr-mult`` x the rate (Caffe's ``lr_mult: 2 decay_mult: 0`` on every bias; 1 for the
 torchvision preset), loss = main + 0.3 x (aux1 + aux2), the learning rate times 0.96 every 8
 epochs (scaled to the run's length by default, see :func:`lr_at`) or Caffe's ``poly``, Polyak
