@@ -139,13 +139,15 @@ def test_train_writes_a_complete_run(tmp_path, run_cli):
         "train_loss_aux2",
         "lr",
         "val_top1",
-        "val_top5",
         "polyak_top1",
         "images_per_s",
         "epoch_time_s",
     ):
         assert math.isfinite(float(rows[1][key])), key
     jsonl = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # Three classes: top-5 is always 100%, so it is n/a in the log, the files and the plot.
+    assert rows[1]["val_top5"] == "" and jsonl[1]["val_top5"] is None
+    assert "top-5 n/a" in proc.stderr
     assert jsonl[1]["val_top1"] == pytest.approx(float(rows[1]["val_top1"]))
     assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -269,10 +269,12 @@ def validate(
             _strict_stop(loop, bad[0].reason if bad else None)
     _report_skipped(bad, skipped if skipped is not None else set(), strict=False)
     counts = counts.all_reduce(loop.dist.device)
+    # Top-5 of a model that knows 5 classes or fewer is always 100%: None (n/a, no curve).
+    meaningful = counts.confusion.shape[1] > 5
     return {
         f"{prefix}_loss": counts.loss,
         f"{prefix}_top1": counts.top1,
-        f"{prefix}_top5": counts.top5,
+        f"{prefix}_top5": counts.top5 if meaningful else None,
     }
 
 
@@ -377,7 +379,9 @@ def _duration(seconds: float) -> str:
 def log_epoch(row: dict[str, Any], epochs: int) -> None:
     val = ""
     if "val_top1" in row:
-        val = f"  val top-1 {row['val_top1']:.2f}% top-5 {row['val_top5']:.2f}%"
+        top5 = row["val_top5"]
+        top5 = "n/a" if top5 is None else f"{top5:.2f}%"  # n/a: 5 classes or fewer
+        val = f"  val top-1 {row['val_top1']:.2f}% top-5 {top5}"
     if "polyak_top1" in row:
         val += f"  polyak top-1 {row['polyak_top1']:.2f}%"
     if row["skipped"]:
