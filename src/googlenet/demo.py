@@ -28,7 +28,7 @@ from .fileio import output_lock
 log = logging.getLogger(__name__)
 
 DEMO_SIZE = 32
-DEMO_EPOCHS = 30
+DEMO_EPOCHS = 36
 DEMO_SEED = 0
 DEMO_BATCH = 32
 DEMO_LR = 0.005
