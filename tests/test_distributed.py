@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from helpers.folders import make_dataset
+from helpers.reliability import torchrun
 from helpers.runs import assert_same_training, initial
 
 CLASSES = ("a", "b", "c", "d", "e", "f")
@@ -72,25 +70,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, run_cli):
         "0.225",
     ]
     run_cli(*args, "-b", "8", "--output-dir", "one", check=True)
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "googlenet",
-    ]
-    proc = subprocess.run(
-        [*torchrun, *args, "-b", "4", "--output-dir", "two"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = torchrun(tmp_path, *args, "-b", "4", "--output-dir", "two", timeout=600)
     assert proc.returncode == 0, proc.stderr
 
     config = json.loads((tmp_path / "two" / "config.json").read_text())
