@@ -284,17 +284,8 @@ def failures(command: str, ok: int, failed: int) -> int:
     return 2
 
 
-def resolve_amp(amp: str, device: str, *, training: bool) -> str | None:
-    """``--amp`` as the tasks take it: None (fp32), "bf16" or "fp16". ``auto`` is bf16 when
-    training on a GPU that does bf16 fast (CPUs stay in fp32: bf16 training there is slow on
-    most), and fp32 for inference, whose contract is 1e-4 of the reference."""
-    if amp == "none" or (amp == "auto" and not training):
-        return None
-    if amp != "auto":
-        return amp
-    import torch
-
-    from ..runtime.device import pick_device
-
-    gpu = pick_device(device).type == "cuda"
-    return "bf16" if gpu and torch.cuda.is_bf16_supported() else None
+def inference_amp(amp: str) -> str | None:
+    """``--amp`` for inference: None (fp32), "bf16" or "fp16". ``auto`` is fp32 there, since the
+    fast path's contract is 1e-4 of the reference; training decides ``auto`` from the hardware
+    (:func:`googlenet.runtime.device.resolve_amp`: bf16 where the device does it fast)."""
+    return None if amp in ("auto", "none") else amp

@@ -16,8 +16,8 @@ from .args import (
     add_weights,
     add_workers,
     failures,
+    inference_amp,
     refuse_overwrite,
-    resolve_amp,
 )
 
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         device=args.device,
-        amp=resolve_amp(args.amp, args.device, training=False),
+        amp=inference_amp(args.amp),
         backend=args.backend,
         output=report_path,
         strict=args.strict,
