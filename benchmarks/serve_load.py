@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 import googlenet
-from googlenet.bench import _realistic_weights
+from googlenet.bench.contenders import _realistic_weights
 
 
 def make_images(folder: Path, count: int) -> list[Path]:

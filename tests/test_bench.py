@@ -145,7 +145,7 @@ def test_bench_models_keep_activations_at_a_trained_networks_scale(preset):
     run many times slower: the bench would time that, not the network."""
     import torch
 
-    from googlenet.bench import _ours, _torchvision
+    from googlenet.bench.contenders import _ours, _torchvision
 
     cfg = BenchConfig(mode="infer", preset=preset, batch_size=2, input_size=64)
     ours, theirs = _ours(cfg, aux=False).eval(), _torchvision(cfg, aux=False).eval()
