@@ -379,3 +379,21 @@ def test_an_unknown_resize_rule_is_one_line_naming_the_choices():
         with pytest.raises(DataError) as err:
             call()
         assert str(err.value) == "--resize must be one of shorter, squash, got 'stretch'"
+
+
+def test_one_pass_loaders_end_their_workers_and_training_keeps_them(tmp_path):
+    """A one-pass loader (eval) must not keep persistent workers: they ignore SIGTERM, and ones
+    still alive at exit blocked multiprocessing's exit handler (a finished eval never exited).
+    Training's loaders keep theirs between epochs."""
+    from helpers.folders import make_image_folder
+
+    transform = D.EvalTransform(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    folder = D.ImageFolder(make_image_folder(tmp_path / "f"), transform)
+    sampler = D.ShardSampler(len(folder))
+    one_pass = D.make_loader(folder, sampler, 2, workers=2)
+    assert one_pass.persistent_workers is False
+    batches = list(one_pass)
+    assert sum(len(b.labels) for b in batches) == len(folder)
+    assert getattr(one_pass, "_iterator", None) is None  # nothing kept alive after the pass
+    training = D.make_loader(folder, sampler, 2, workers=2, persistent=True)
+    assert training.persistent_workers is True
