@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, WeightsError
+from .errors import WeightsError, require
 
 if TYPE_CHECKING:
     from .model import GoogLeNet
@@ -31,12 +31,9 @@ PAPER_URL = "https://arxiv.org/abs/1409.4842"
 
 
 def _require_hub() -> Any:
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise ConfigError(
-            "the Hugging Face Hub needs huggingface_hub: pip install 'googlenet[hub]'"
-        ) from None
+    require("huggingface_hub", extra="hub")
+    import huggingface_hub
+
     return huggingface_hub
 
 

@@ -36,6 +36,7 @@ from PIL import Image
 
 from .. import data
 from ..data import shards, shardwrite
+from ..model import IMAGENET_MEAN, IMAGENET_STD
 
 GPU_ESTIMATE = 4000.0  # images/s, GoogLeNet training on one H100, bf16 (see the docstring)
 
@@ -55,7 +56,7 @@ def run_data_bench(
     with tempfile.TemporaryDirectory(prefix="googlenet-bench-data-") as tmp:
         files = _source(data_dir, images, Path(tmp))
         split = _shard(files, Path(tmp) / "shards")
-        tf = data.TrainTransform(input_size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        tf = data.TrainTransform(input_size, IMAGENET_MEAN, IMAGENET_STD)
         blobs = [Path(f).read_bytes() for f, _ in files]
         progress(f"timing {len(files)} images, {input_size} px crops")
         rows = _decode_rows(files, blobs, split, tf, device)

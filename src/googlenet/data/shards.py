@@ -55,7 +55,7 @@ from typing import Any
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, require
 from . import (
     IMAGE_EXTENSIONS,
     Skipped,
@@ -74,12 +74,9 @@ _TAR = re.compile(r"[^/\s'\"]+\.tar")
 
 
 def require_webdataset():
-    try:
-        import webdataset
-    except ImportError:
-        raise DataError(
-            "shards need the webdataset library: pip install 'googlenet[shards]'"
-        ) from None
+    require("webdataset", extra="shards")
+    import webdataset
+
     return webdataset
 
 

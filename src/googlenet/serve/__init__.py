@@ -9,17 +9,11 @@ package does not import FastAPI.
 
 from __future__ import annotations
 
-from googlenet.errors import ConfigError
+from googlenet.errors import require
 
 EXTRA_MODULES = ("fastapi", "uvicorn", "multipart", "prometheus_client")
 
 
 def require_extra() -> None:
     """A one-line ConfigError naming the extra when a serving dependency is missing."""
-    import importlib.util
-
-    missing = [m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ConfigError(
-            f"googlenet serve needs {', '.join(missing)}: pip install 'googlenet[serve]'"
-        )
+    require(*EXTRA_MODULES, extra="serve")

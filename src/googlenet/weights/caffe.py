@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, WeightsError
+from ..errors import ConfigError, WeightsError, first_line
 from ..model import TABLE1, GoogLeNet, GoogLeNetConfig, preset_config
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def read_caffemodel(path: Path) -> tuple[str, dict[str, list[torch.Tensor]]]:
         net = NetParameter.FromString(data)
     except (DecodeError, RuntimeError, ValueError) as err:
         raise WeightsError(
-            f"{path} is not a readable .caffemodel (protobuf: {_one_line(err)}); "
+            f"{path} is not a readable .caffemodel (protobuf: {first_line(err)}); "
             "is it truncated, or no .caffemodel at all? Compare its size and sha1 with the source's"
         ) from err
     if net.layer and net.layers:
@@ -179,11 +179,6 @@ def _blob(blob, layer: str, index: int, path: Path) -> torch.Tensor:
         )
     array = np.asarray(values, dtype=np.float32).reshape(shape)
     return torch.from_numpy(array)
-
-
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 # ---------------------------------------------------------------------------------------------
