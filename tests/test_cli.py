@@ -249,15 +249,13 @@ def test_topk_beyond_the_classes_is_capped_with_a_note(weights, tmp_path):
 
 
 def test_progress_lines_when_stderr_is_not_a_terminal(weights, tmp_path, monkeypatch, caplog):
-    import googlenet.evaluate
-    import googlenet.predict
+    import googlenet.progress
 
-    monkeypatch.setattr(googlenet.predict, "PROGRESS_EVERY_S", 0.0)
-    monkeypatch.setattr(googlenet.evaluate, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(googlenet.progress, "EVERY_S", 0.0)
     caplog.set_level(logging.INFO)
     make_image_folder(tmp_path / "val", classes=("a", "b"), per_class=2)
     code, err = run("predict", tmp_path / "val", "--weights", weights, "-j", "0")
     assert code == 0 and "1/4 image(s)" in err and "eta" in err, err
     code, err = run("eval", "--weights", weights, "--data", tmp_path, "-j", "0", "-b", "1",
                     "-o", tmp_path / "r.json")  # fmt: skip
-    assert code == 0 and "eval: 1/4 batches, eta" in caplog.text, err
+    assert code == 0 and "eval, 1 crop(s): 1/4 batches" in caplog.text and "eta" in caplog.text, err

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,12 +29,12 @@ from .errors import ConfigError, DataError, GoogLeNetError, WeightsError
 from .fileio import atomic_write_text
 from .metrics import plot_confusion
 from .model import GoogLeNetConfig
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .runtime.predictor import Predictor
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY_S = 10.0  # plain progress lines when stderr is not a terminal
 
 
 from .runtime.evaluation import EvalCounts, evaluate  # noqa: E402
@@ -237,8 +236,8 @@ def run_labels(weights: Sequence[str | Path]) -> list[str]:
 
 
 class _Progress:
-    """The loader, shown as it goes: a tqdm bar on a terminal, else a log line with an ETA every
-    ``PROGRESS_EVERY_S`` seconds."""
+    """The loader, shown as it goes (:class:`~googlenet.progress.Progress`: a tqdm bar on a
+    terminal, else a log line with the rate and the ETA every few seconds)."""
 
     def __init__(self, loader, crops: int) -> None:
         self.loader, self.dataset, self.crops = loader, loader.dataset, crops
@@ -247,20 +246,11 @@ class _Progress:
         return len(self.loader)
 
     def __iter__(self):
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            desc = f"eval, {self.crops} crop(s)"
-            yield from tqdm(self.loader, desc=desc, unit="batch", leave=False)
-            return
-        total = len(self.loader)
-        start = shown = time.perf_counter()
-        for i, batch in enumerate(self.loader, 1):
-            yield batch
-            if time.perf_counter() - shown >= PROGRESS_EVERY_S and i < total:
-                shown = time.perf_counter()
-                eta = (shown - start) * (total - i) / i
-                log.info("eval: %d/%d batches, eta %.0fs", i, total, eta)
+        desc = f"eval, {self.crops} crop(s)"
+        with Progress(len(self.loader), "batches", log.info, desc=desc, leave=False) as progress:
+            for batch in self.loader:
+                yield batch
+                progress.update()
 
 
 def _pct(hits, n) -> float | None:

@@ -15,6 +15,7 @@ from typing import IO
 from .data import collect_images
 from .errors import ConfigError, DataError
 from .fileio import atomic_open
+from .progress import Progress
 from .runtime.predictor import Prediction, Predictor
 
 OUTPUT_FORMATS = ("table", "csv", "json", "jsonl")
@@ -57,9 +58,6 @@ class PredictionWriter:
             self.stream.flush()
 
 
-PROGRESS_EVERY_S = 10.0  # plain progress lines when stderr is not a terminal
-
-
 def predict_files(
     predictor: Predictor,
     inputs: Sequence[str | os.PathLike[str]],
@@ -75,23 +73,17 @@ def predict_files(
 
     Each unreadable input is reported through ``report`` and skipped; ``strict`` stops at the
     first one instead (raising DataError; ``out`` is then not written). A progress bar runs on
-    stderr when it is a terminal, else a line through ``report`` every ``PROGRESS_EVERY_S``
-    seconds. Returns ``(predicted, failed)``.
+    stderr when it is a terminal, else a line through ``report`` every few seconds
+    (:class:`~googlenet.progress.Progress`). Returns ``(predicted, failed)``.
     """
-    from tqdm import tqdm
-
     paths, problems = collect_images(inputs, report, strict)
     target = atomic_open(out, "w", encoding="utf-8", newline="") if out else nullcontext(sys.stdout)
     ok = failed = 0
-    start = shown = time.perf_counter()
-    with (
-        target as stream,
-        tqdm(
-            total=len(paths), unit="img", file=sys.stderr, disable=None, dynamic_ncols=True
-        ) as bar,
-    ):
+    start = time.perf_counter()
+    with target as stream, Progress(len(paths), "image(s)", report) as progress:
         writer = PredictionWriter(stream, format)
         # Keep the bar and the results apart when both go to the terminal.
+        bar = progress.bar
         clear = bar.external_write_mode if not bar.disable and out is None else nullcontext
         for pred in predictor.stream(paths, topk=topk, workers=workers):
             with clear():
@@ -106,12 +98,7 @@ def predict_files(
                         )
                     report(reason)
                     failed += 1
-            bar.update()
-            if bar.disable and time.perf_counter() - shown >= PROGRESS_EVERY_S:
-                shown, done = time.perf_counter(), ok + failed
-                rate = done / (shown - start)
-                eta = (len(paths) - done) / rate
-                report(f"{done}/{len(paths)} image(s), {rate:.1f} images/s, eta {eta:.0f} s")
+            progress.update()
         writer.close()
     elapsed = time.perf_counter() - start
     if ok:
