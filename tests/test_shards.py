@@ -342,7 +342,10 @@ def test_two_nodes_on_the_loopback_train_on_shards_like_one_process(tmp_path, ru
     """
     make_dataset(tmp_path / "data", classes=("a", "b"), train=4, val=2)
     run_cli("shard", "--data", "data", "--out", "sh", "--shard-size", "4", check=True)
-    args = ["train", "--data", "sh", "--epochs", "3", "--input-size", "32", "-j", "1",
+    # -j 0: the ranks' shard split is what two nodes test (workers' splits: the tests above). With
+    # -j 1 a CI run once hung: a validation worker forked while TensorBoard's writer thread ran
+    # never started (the child stopped inside os.fork); left for a spawn/forkserver loader.
+    args = ["train", "--data", "sh", "--epochs", "3", "--input-size", "32", "-j", "0",
             "--dropout", "0", "--aux-dropout", "0", "--polyak", "--print-freq", "1",
             # fp32 and ImageNet-normalized input: test_distributed.py says why
             "--amp", "none", "--mean", "0.485", "0.456", "0.406",
