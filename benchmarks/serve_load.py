@@ -135,7 +135,11 @@ def main() -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="serve_load_"))
+    with tempfile.TemporaryDirectory(prefix="serve_load_") as tmp:
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     weights = args.weights
     if weights is None:
         model = googlenet.create_model("paper", num_classes=args.classes,
