@@ -397,3 +397,44 @@ def test_one_pass_loaders_end_their_workers_and_training_keeps_them(tmp_path):
     assert getattr(one_pass, "_iterator", None) is None  # nothing kept alive after the pass
     training = D.make_loader(folder, sampler, 2, workers=2, persistent=True)
     assert training.persistent_workers is True
+
+
+@pytest.mark.slow
+def test_loader_workers_start_from_a_fork_server_and_a_closed_loader_lets_the_process_exit(
+    tmp_path,
+):
+    """A process that keeps a loader with persistent workers to its end must still exit: the
+    workers ignore SIGTERM, which is how multiprocessing's exit handler ends them, so without
+    ``close_loader`` that process waited for them for ever (a finished training run that never
+    exited under torchrun)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from helpers.folders import make_image_folder
+
+    make_image_folder(tmp_path / "images", per_class=2)
+    script = textwrap.dedent(
+        """
+        import sys
+        from googlenet import data
+        images = data.ImageFolder(sys.argv[1], data.EvalTransform(32, (0, 0, 0), (1, 1, 1)))
+        loader = data.make_loader(images, data.ShardSampler(len(images)), 2, 1, persistent=True)
+        method = loader.multiprocessing_context.get_start_method()
+        print(method, sum(len(b.labels) for b in loader), flush=True)
+        KEPT = loader  # alive at exit, as a run's loaders can be
+        if sys.argv[2] == "close":
+            data.close_loader(loader)
+        """
+    )
+    run = [sys.executable, "-c", script, str(tmp_path / "images")]
+    closed = subprocess.run([*run, "close"], capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 0, closed.stderr
+    assert closed.stdout.split() == ["forkserver", "6"]
+    # the hang it prevents, shown once: the script's work done and printed, then no exit
+    with pytest.raises(subprocess.TimeoutExpired) as hung:
+        subprocess.run([*run, "keep"], capture_output=True, text=True, timeout=15)
+    printed = hung.value.stdout
+    assert (
+        printed.decode() if isinstance(printed, bytes) else printed
+    ).split() == closed.stdout.split()

@@ -342,10 +342,10 @@ def test_two_nodes_on_the_loopback_train_on_shards_like_one_process(tmp_path, ru
     """
     make_dataset(tmp_path / "data", classes=("a", "b"), train=4, val=2)
     run_cli("shard", "--data", "data", "--out", "sh", "--shard-size", "4", check=True)
-    # -j 0: the ranks' shard split is what two nodes test (workers' splits: the tests above). With
-    # -j 1 a CI run once hung: a validation worker forked while TensorBoard's writer thread ran
-    # never started (the child stopped inside os.fork); left for a spawn/forkserver loader.
-    args = ["train", "--data", "sh", "--epochs", "3", "--input-size", "32", "-j", "0",
+    # -j 1: a loader worker on each node. Forked from the training process, one once never
+    # started (stuck inside os.fork: TensorBoard's writer thread held a lock); workers now start
+    # from a fork server (data.worker_context), and this run must end.
+    args = ["train", "--data", "sh", "--epochs", "3", "--input-size", "32", "-j", "1",
             "--dropout", "0", "--aux-dropout", "0", "--polyak", "--print-freq", "1",
             # fp32 and ImageNet-normalized input: test_distributed.py says why
             "--amp", "none", "--mean", "0.485", "0.456", "0.406",
@@ -414,3 +414,8 @@ def test_bench_data_times_folders_and_shards_and_says_how_many_workers_a_gpu_nee
     needed = int(out.split("needs about ")[1].split()[0])
     assert needed == -(-1000 // per_worker) or abs(needed - 1000 / per_worker) <= 1
     assert "1,000 images/s (measured)" in out
+    # --decode gpu: the workers only read; the device path is timed on this machine's CPU
+    assert "--decode gpu path on cpu (batch of 16)" in out
+    reading = min(float(line.split()[-1]) for line in out.splitlines() if line.startswith("read:"))
+    readers = int(out.split("the workers only read: ")[1].split()[0])
+    assert readers == -(-1000 // reading) or abs(readers - 1000 / reading) <= 1

@@ -14,21 +14,23 @@ from PIL import Image
 COLORS = [(220, 30, 30), (30, 200, 40), (40, 50, 230), (230, 220, 30), (200, 40, 210)]
 
 
-def make_image_folder(root: Path, classes=("a", "b", "c"), per_class=4, seed=0) -> Path:
+def make_image_folder(
+    root: Path, classes=("a", "b", "c"), per_class=4, seed=0, suffix="png"
+) -> Path:
     rng = np.random.default_rng(seed)
     for k, name in enumerate(classes):
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             noise = rng.integers(-40, 40, (36, 40, 3))
             pixels = np.clip(np.array(COLORS[k % len(COLORS)]) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{seed}-{i}.png")
+            Image.fromarray(pixels).save(root / name / f"{seed}-{i}.{suffix}")
     return root
 
 
-def make_dataset(root: Path, classes=("a", "b", "c"), train=4, val=2) -> Path:
+def make_dataset(root: Path, classes=("a", "b", "c"), train=4, val=2, suffix="png") -> Path:
     """``root/train/<class>`` with ``train`` images per class and ``root/val/<class>``."""
-    make_image_folder(root / "train", classes, train, seed=0)
-    make_image_folder(root / "val", classes, val, seed=1)
+    make_image_folder(root / "train", classes, train, seed=0, suffix=suffix)
+    make_image_folder(root / "val", classes, val, seed=1, suffix=suffix)
     return root
 
 

@@ -82,6 +82,9 @@ def run_data_bench(
         "gpu_images_per_s": gpu,
         "gpu_measured": gpu_images_per_s is not None,
         "workers_needed": math.ceil(gpu / best) if best > 0 else None,
+        # --decode gpu: the workers only read (the slower of files and tar members)
+        "readers_needed": math.ceil(gpu / min(rows[0][1], rows[1][1])),
+        "device_decode": rows[-1],
     }
 
 
@@ -94,14 +97,27 @@ def _decode_rows(files, blobs, split, tf, device: str) -> list[tuple[str, float]
         _row("decode: PIL", n, lambda: [_pil(b) for b in blobs]),
         _row("decode: torchvision decode_jpeg (CPU)", n, lambda: [_tv(b) for b in blobs]),
     ]
-    if device == "cuda" and torch.cuda.is_available():
+    on = torch.device("cuda" if device == "cuda" and torch.cuda.is_available() else "cpu")
+    if on.type == "cuda":
         rows.append(_row("decode: decode_jpeg batched (GPU)", n, lambda: _gpu(blobs)))
     g = torch.Generator().manual_seed(0)
     rows.append(_row("decode PIL + paper augmentation", n, lambda: [tf(_pil(b), g) for b in blobs]))
     rows.append(
         _row("decode_jpeg + paper augmentation", n, lambda: [tf(_tv_pil(b), g) for b in blobs])
     )
+    encode = data.Deferred(tf).encode
+    names = [name for name, _ in files]
+    batch = data.collate([(encode(blob, i, names[i]), 0) for i, blob in enumerate(blobs)])
+    decoder = data.DeviceDecoder([], tf, on)
+    rows.append(_row(f"--decode gpu path on {on.type} (batch of {n})", n,
+                     lambda: _synced(decoder.decode(batch).images)))  # fmt: skip
     return rows
+
+
+def _synced(x: torch.Tensor) -> torch.Tensor:
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return x
 
 
 def render_data(report: dict[str, Any]) -> str:
@@ -122,6 +138,11 @@ def render_data(report: dict[str, Any]) -> str:
         f"{report['workers_needed']} loader workers at this machine's per-worker rate "
         f"({max(report['per_worker'].values()):.0f} images/s), so that input is never the "
         "bottleneck (plus a core for the training process)"
+    )
+    name, rate = report["device_decode"]
+    lines.append(
+        f"with --decode gpu the workers only read: {report['readers_needed']} worker(s); the "
+        f"decoding and augmentation then run on the device ({name}: {rate:,.0f} images/s here)"
     )
     return "\n".join(lines)
 
@@ -184,9 +205,7 @@ def _pil(blob: bytes) -> Image.Image:
 
 
 def _tv(blob: bytes) -> torch.Tensor:
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    return decode_jpeg(torch.frombuffer(bytearray(blob), dtype=torch.uint8), ImageReadMode.RGB)
+    return data.decode_jpegs([torch.frombuffer(bytearray(blob), dtype=torch.uint8)], "cpu")[0]
 
 
 def _tv_pil(blob: bytes) -> Image.Image:
@@ -196,10 +215,8 @@ def _tv_pil(blob: bytes) -> Image.Image:
 
 
 def _gpu(blobs: list[bytes]) -> list[torch.Tensor]:
-    from torchvision.io import decode_jpeg
-
-    out = decode_jpeg(
-        [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs], device="cuda"
+    out = data.decode_jpegs(
+        [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs], "cuda"
     )
     torch.cuda.synchronize()
     return out

@@ -166,6 +166,8 @@ def _add_augmentation(p: argparse.ArgumentParser, D) -> None:
 
 
 def _add_machine(p: argparse.ArgumentParser, D) -> None:
+    from ..train.config import DECODE_CHOICES
+
     add_batch_size(p, D.batch_size, "images per process and step")
     add_workers(p, D.workers)
     add_device(p)
@@ -188,6 +190,14 @@ def _add_machine(p: argparse.ArgumentParser, D) -> None:
         const="inductor",
         metavar="BACKEND",
         help="torch.compile the model (a bare --compile: inductor)",
+    )
+    p.add_argument(
+        "--decode",
+        choices=DECODE_CHOICES,
+        default=D.decode,
+        help="where training images are decoded and augmented: cpu (PIL in the -j loader "
+        "workers), gpu (decode_jpeg batched on the training GPU, the workers only read files; "
+        "cpu when training on a CPU), device (the gpu path on any device)",
     )
     p.add_argument("--seed", type=int, default=D.seed, help="random seed (data order, init)")
 

@@ -29,6 +29,10 @@ across loader workers, processes and resumes.
 
 Folders (:class:`ImageFolder`) are torchvision's layout; bad data never crashes an epoch: an
 unreadable file becomes a :class:`Skipped` that :func:`collate` sets aside for the loop to count.
+
+With ``--decode gpu`` (:mod:`.devicedecode`), loader workers only read the training files;
+:class:`DeviceDecoder` decodes each batch with ``decode_jpeg`` on the training device and applies
+the same augmentation there (:meth:`TrainTransform.tensor`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from .augment import (
     photometric_distortion,
     random_resized_box,
 )
+from .batch import Batch, Encoded, EncodedBatch, Skipped, collate
 from .crops import (
     CROP_CHOICES,
     PAPER_SCALES,
@@ -51,18 +56,18 @@ from .crops import (
     multi_crop,
     resize_size,
 )
+from .devicedecode import Deferred, DeviceDecoder, decode_batch, decode_jpegs
 from .folders import (
-    Batch,
     ImageFolder,
     ShardSampler,
-    Skipped,
     TrainSampler,
     augment_seed,
-    collate,
+    close_loader,
     find_classes,
     ignore_stop_signals,
     make_loader,
     resolve_splits,
+    worker_context,
 )
 from .images import (
     IMAGE_EXTENSIONS,
@@ -83,7 +88,10 @@ __all__ = [
     "ImageTooLargeError", "decode_image",
     "PAPER_INTERPOLATIONS", "PAPER_SCALES", "RESIZE_CHOICES", "Batch", "Crop", "EvalTransform",
     "ImageFolder", "ShardSampler", "Skipped", "TrainSampler", "TrainTransform", "augment_seed",
-    "collate", "collect_images", "crop_plan", "find_classes", "find_images", "ignore_stop_signals",
+    "collate", "collect_images", "Deferred", "DeviceDecoder", "Encoded", "EncodedBatch",
+    "decode_batch", "decode_jpegs",
+    "crop_plan", "close_loader", "worker_context",
+    "find_classes", "find_images", "ignore_stop_signals",
     "is_image_file", "make_loader", "multi_crop", "normalize", "open_image",
     "photometric_distortion",
     "pil_to_uint8", "random_resized_box", "resize_size", "resolve_splits", "to_rgb",

@@ -25,6 +25,13 @@ PAPER_INTERPOLATIONS = (
     Image.Resampling.NEAREST,
     Image.Resampling.BICUBIC,
 )
+# The same filters for tensors (``TrainTransform.tensor``): PIL's BOX is torch's "area".
+TENSOR_INTERPOLATIONS = {
+    Image.Resampling.BILINEAR: "bilinear",
+    Image.Resampling.BOX: "area",
+    Image.Resampling.NEAREST: "nearest-exact",
+    Image.Resampling.BICUBIC: "bicubic",
+}
 # AlexNet's PCA lighting noise: the eigenvalues and eigenvectors of the ImageNet RGB covariance
 # (pixel values in [0, 1]), as fb.resnet.torch and timm ship them.
 IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
@@ -87,7 +94,7 @@ def photometric_distortion(x: Tensor, jitter: float, lighting: float, g: torch.G
     if lighting > 0:
         alpha = torch.randn(3, generator=g) * lighting
         rgb = torch.tensor(IMAGENET_EIGVEC) @ (alpha * torch.tensor(IMAGENET_EIGVAL))
-        x = x + rgb.view(3, 1, 1)
+        x = x + rgb.to(x.device).view(3, 1, 1)
     return x.clamp_(0.0, 1.0)
 
 
@@ -118,10 +125,32 @@ class TrainTransform:
         pick = torch.randint(len(self.interpolations), (), generator=g).item()
         size = (self.input_size, self.input_size)
         img = img.resize(size, resample=self.interpolations[pick], box=box)
-        x = pil_to_uint8(img).float().div_(255.0)
+        return self._finish(pil_to_uint8(img).float().div_(255.0), g)
+
+    def tensor(self, x: Tensor, g: torch.Generator) -> Tensor:
+        """The same augmentation of a 3 x H x W uint8 tensor, on its device (``--decode gpu``):
+        the same random draws in the same order as :meth:`__call__`, so one seed gives the same
+        box, filter, flip and colour change; the box is cut at whole pixels, then resized with
+        ``torch.nn.functional.interpolate`` (antialiased like PIL when shrinking)."""
+        height, width = x.shape[-2:]
+        left, top, right, bottom = random_resized_box(width, height, self.scale, self.ratio, g)
+        pick = torch.randint(len(self.interpolations), (), generator=g).item()
+        x0, y0 = min(int(left), width - 1), min(int(top), height - 1)
+        x1, y1 = max(x0 + 1, round(right)), max(y0 + 1, round(bottom))
+        crop = x[None, :, y0:y1, x0:x1].float().div_(255.0)
+        mode = TENSOR_INTERPOLATIONS[self.interpolations[pick]]
+        smooth = mode in ("bilinear", "bicubic")
+        size = (self.input_size, self.input_size)
+        crop = torch.nn.functional.interpolate(
+            crop, size, mode=mode, antialias=smooth, **({"align_corners": False} if smooth else {})
+        )
+        return self._finish(crop[0].clamp_(0.0, 1.0), g)
+
+    def _finish(self, x: Tensor, g: torch.Generator) -> Tensor:
+        """Flip, photometric distortion and normalization of a 3 x S x S float image in [0, 1]."""
         if torch.rand((), generator=g).item() < self.hflip:
             x = x.flip(-1)
         x = photometric_distortion(x, self.jitter, self.lighting, g)
-        m = torch.tensor(self.mean).view(3, 1, 1)
-        s = torch.tensor(self.std).view(3, 1, 1)
+        m = torch.tensor(self.mean, device=x.device).view(3, 1, 1)
+        s = torch.tensor(self.std, device=x.device).view(3, 1, 1)
         return (x - m) / s

@@ -1,19 +1,20 @@
-"""Image folders in torchvision's layout, the train/val splits, batches that carry their
-unreadable files, and the samplers and loaders that make runs reproducible."""
+"""Image folders in torchvision's layout, the train/val splits, and the samplers and loaders
+that make runs reproducible."""
 
 from __future__ import annotations
 
 import itertools
 import logging
+import multiprocessing
 import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from ..errors import DataError
+from .batch import Encoded, Skipped, collate
 from .images import IMAGE_EXTENSIONS, is_image_file, open_image
 
 # ---------------------------------------------------------------------------------------------
@@ -22,14 +23,6 @@ from .images import IMAGE_EXTENSIONS, is_image_file, open_image
 
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Skipped:
-    """A file that could not be decoded; stands in for its sample so the epoch goes on."""
-
-    path: str
-    reason: str
 
 
 def resolve_splits(
@@ -116,7 +109,9 @@ class ImageFolder(torch.utils.data.Dataset):
     ``classes`` fixes the class list (a val set gets the train set's): a folder naming a class
     outside it is an error. ``dataset[i]`` transforms with ``transform(img)``;
     ``dataset[(i, seed)]`` (what :class:`TrainSampler` yields) with
-    ``transform(img, generator seeded by seed)``.
+    ``transform(img, generator seeded by seed)``, or, if the transform has ``encode`` (a
+    :class:`~googlenet.data.devicedecode.Deferred`), as ``transform.encode(file bytes, seed,
+    path)``: the file undecoded, for the training device to decode.
     """
 
     def __init__(self, root: str | os.PathLike[str], transform, classes: list[str] | None = None):
@@ -162,6 +157,12 @@ class ImageFolder(torch.utils.data.Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, int] | Skipped:
         index, seed = key if isinstance(key, tuple) else (key, None)
         path, label = self.samples[index]
+        if seed is not None and hasattr(self.transform, "encode"):  # decoded on the device
+            try:
+                blob = Path(path).read_bytes()
+            except OSError as err:
+                return Skipped(path, f"{path}: cannot be read ({err.strerror or err})")
+            return _labelled(self.transform.encode(blob, seed, path), label)
         try:
             img = open_image(path)
         except DataError as err:
@@ -171,27 +172,8 @@ class ImageFolder(torch.utils.data.Dataset):
         return self.transform(img, torch.Generator().manual_seed(seed)), label
 
 
-@dataclass
-class Batch:
-    """What the loaders yield: images, labels, and the files of the batch that were skipped."""
-
-    images: Tensor
-    labels: Tensor
-    skipped: list[Skipped]
-
-    def pin_memory(self) -> Batch:
-        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.skipped)
-
-
-def collate(items: list[tuple[Tensor, int] | Skipped]) -> Batch:
-    """Stack the good samples, keep the bad ones aside (the loop counts and reports them)."""
-    good = [item for item in items if not isinstance(item, Skipped)]
-    skipped = [item for item in items if isinstance(item, Skipped)]
-    if not good:
-        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
-    images = torch.stack([image for image, _ in good])
-    labels = torch.tensor([label for _, label in good], dtype=torch.long)
-    return Batch(images, labels, skipped)
+def _labelled(sample: Encoded | Skipped, label: int) -> tuple[Encoded, int] | Skipped:
+    return sample if isinstance(sample, Skipped) else (sample, label)
 
 
 def augment_seed(seed: int, epoch: int, index: int) -> int:
@@ -266,7 +248,35 @@ def make_loader(
         persistent_workers=persistent and workers > 0,
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=ignore_stop_signals if workers > 0 else None,
+        multiprocessing_context=worker_context(workers),
     )
+
+
+def worker_context(workers: int) -> str | None:
+    """How loader workers start: from a fork server where there is one (Linux, macOS).
+
+    A training process has threads (TensorBoard's writer, the process group's, ONNX Runtime's):
+    a worker forked while one of them held a lock inherits the lock held for ever, and was seen
+    stuck in ``os.fork`` under torchrun. The fork server is a single-threaded process started
+    once, on first use; workers fork from it and get the dataset pickled."""
+    if workers == 0 or "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    return "forkserver"
+
+
+def close_loader(loader) -> None:
+    """End a loader's persistent worker processes now (a no-op without them).
+
+    They ignore SIGTERM (:func:`ignore_stop_signals`), so workers still alive when the
+    interpreter exits, because something still holds their loader, block multiprocessing's exit
+    handler (which terminates, then joins them) for ever: a finished run that never exits."""
+    inner = getattr(loader, "loader", None)  # a DeviceDecoder's
+    if inner is not None:
+        close_loader(inner)
+    iterator = getattr(loader, "_iterator", None)
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 def ignore_stop_signals(worker_id: int = 0) -> None:

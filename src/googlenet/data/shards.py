@@ -63,6 +63,7 @@ from . import (
     collate,
     decode_image,
     ignore_stop_signals,
+    worker_context,
 )
 
 INDEX = "index.json"
@@ -431,15 +432,18 @@ class ShardDataset(torch.utils.data.IterableDataset):
         ext = next((k for k in sample if f".{k}" in IMAGE_EXTENSIONS), None)
         if ext is None:
             return Skipped(name, f"{name}: no image member; skipped")
+        index = int(key) if str(key).isdigit() else zlib.crc32(str(key).encode())
+        seed = augment_seed(self.seed, self.epoch, index)
+        if self.train and hasattr(self.transform, "encode"):  # decoded on the device
+            encoded = self.transform.encode(sample[ext], seed, name)
+            return encoded if isinstance(encoded, Skipped) else (encoded, label)
         try:
             img = decode_image(io.BytesIO(sample[ext]), name)
         except DataError as err:
             return Skipped(name, str(err))
         if not self.train:
             return self.transform(img), label
-        index = int(key) if str(key).isdigit() else zlib.crc32(str(key).encode())
-        g = torch.Generator().manual_seed(augment_seed(self.seed, self.epoch, index))
-        return self.transform(img, g), label
+        return self.transform(img, torch.Generator().manual_seed(seed)), label
 
 
 def _shuffled(stream: Iterator, rng: random.Random, size: int) -> Iterator:
@@ -498,6 +502,7 @@ class ShardLoader:
             collate_fn=collate,
             pin_memory=pin_memory,
             worker_init_fn=ignore_stop_signals if workers > 0 else None,
+            multiprocessing_context=worker_context(workers),
             # Its own generator: a DataLoader without one draws its workers' base seed from
             # the global RNG at every epoch, which would shift dropout masks after a resume.
             generator=torch.Generator().manual_seed(dataset.seed),

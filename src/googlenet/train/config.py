@@ -27,6 +27,7 @@ RESUME_REFUSED = ("data", "val", "preset", "weights", "input_size", "batch_size"
 RESUME_OWN = ("resume", "output_dir", "replan_step", "replan_lr")
 # Caffe's biases learn at twice the base rate (lr_mult: 2 on every conv and fc bias of BVLC's
 # train_val.prototxt); torchvision's reference recipe trains everything at the base rate.
+DECODE_CHOICES = ("cpu", "gpu", "device")
 CAFFE_BIAS_LR_MULT = {"paper": 2.0, "paper-bn": 2.0}
 
 
@@ -70,6 +71,10 @@ class TrainConfig:
     channels_last: bool = True  # NHWC: oneDNN's and cuDNN's native layout
     merge_1x1: bool = True  # each Inception module's three input 1x1 convolutions as one
     compile: str | None = None  # a torch.compile backend: inductor, aot_eager, ...
+    # Where training images are decoded and augmented: cpu (PIL, in the loader workers), gpu
+    # (decode_jpeg batched on the training GPU; the cpu path when there is none), device (the gpu
+    # path on whatever device trains, a CPU included: the same code, for tests)
+    decode: str = "cpu"
     device: str | None = None  # default cuda if available
     seed: int = 0
     resume: str | None = None  # a checkpoint, or "auto": <output_dir>/last.pt if it exists
@@ -91,6 +96,10 @@ class TrainConfig:
             self.amp = "none"
         if self.amp not in AMP_CHOICES:
             problems.append(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {self.amp!r}")
+        if self.decode not in DECODE_CHOICES:
+            problems.append(
+                f"--decode must be one of {', '.join(DECODE_CHOICES)}, got {self.decode!r}"
+            )
         if self.bias_lr_mult is not None and not 0 <= self.bias_lr_mult <= 100:
             problems.append(f"--bias-lr-mult must be in [0, 100], got {self.bias_lr_mult}")
         if not 0 < self.poly_power <= 10:

@@ -106,6 +106,14 @@ class Run:
 
 def _train(cfg: TrainConfig, d: Dist, stop: StopSignals, given: set[str] | None) -> dict[str, Any]:
     run = _set_up(cfg, d, given)
+    try:
+        return _run(run, d, stop)
+    finally:  # workers still alive at exit would hang it (data.close_loader)
+        data.close_loader(run.train_loader)
+        data.close_loader(run.val_loader)
+
+
+def _run(run: Run, d: Dist, stop: StopSignals) -> dict[str, Any]:
     loop = run.loop
     cfg = loop.cfg  # merged with the resumed run's own settings
     metrics = MetricsLog(run.out, run.rows or []) if d.is_main else None
@@ -275,9 +283,33 @@ def build_loaders(
     cfg: TrainConfig, d: Dist, mc: GoogLeNetConfig, train_dir: Path, val_dir: Path | None
 ):
     """The train and val image folders and their loaders, this rank's shard of each."""
-    train_tf = data.TrainTransform(
+    augment = data.TrainTransform(
         mc.input_size, mc.mean, mc.std, cfg.scale, cfg.ratio, cfg.hflip, cfg.jitter, cfg.lighting
     )
+    decode_on = _decode_device(cfg.decode, d.device)
+    train_tf = augment if decode_on is None else data.Deferred(augment)
+    built = _loaders(cfg, d, mc, train_dir, val_dir, train_tf)
+    if decode_on is None:
+        return built
+    train_set, val_set, train_loader, val_loader = built
+    return train_set, val_set, data.DeviceDecoder(train_loader, augment, decode_on), val_loader
+
+
+def _decode_device(decode: str, device: torch.device) -> torch.device | None:
+    """Where the training images are decoded (``--decode``): None for the loader workers."""
+    if decode == "cpu":
+        return None
+    if decode == "gpu" and device.type != "cuda":
+        log.warning(
+            "--decode gpu: training on %s, not a GPU; decoding in the loader workers instead "
+            "(--decode cpu)",
+            device,
+        )
+        return None
+    return device
+
+
+def _loaders(cfg: TrainConfig, d: Dist, mc: GoogLeNetConfig, train_dir, val_dir, train_tf):
     if isinstance(train_dir, data_shards.ShardSet):  # streamed from tar shards
         eval_tf = data.EvalTransform.for_model(mc)
         kw = dict(batch_size=cfg.batch_size, workers=cfg.workers, seed=cfg.seed)
