@@ -400,7 +400,7 @@ def test_one_pass_loaders_end_their_workers_and_training_keeps_them(tmp_path):
 
 
 @pytest.mark.slow
-def test_loader_workers_start_from_a_fork_server_and_a_closed_loader_lets_the_process_exit(
+def test_spawned_loader_workers_and_a_closed_loader_lets_the_process_exit(
     tmp_path,
 ):
     """A process that keeps a loader with persistent workers to its end must still exit: the
@@ -419,7 +419,8 @@ def test_loader_workers_start_from_a_fork_server_and_a_closed_loader_lets_the_pr
         import sys
         from googlenet import data
         images = data.ImageFolder(sys.argv[1], data.EvalTransform(32, (0, 0, 0), (1, 1, 1)))
-        loader = data.make_loader(images, data.ShardSampler(len(images)), 2, 1, persistent=True)
+        sampler = data.ShardSampler(len(images))
+        loader = data.make_loader(images, sampler, 2, 1, persistent=True, spawn=True)
         method = loader.multiprocessing_context.get_start_method()
         print(method, sum(len(b.labels) for b in loader), flush=True)
         KEPT = loader  # alive at exit, as a run's loaders can be
@@ -430,7 +431,7 @@ def test_loader_workers_start_from_a_fork_server_and_a_closed_loader_lets_the_pr
     run = [sys.executable, "-c", script, str(tmp_path / "images")]
     closed = subprocess.run([*run, "close"], capture_output=True, text=True, timeout=120)
     assert closed.returncode == 0, closed.stderr
-    assert closed.stdout.split() == ["forkserver", "6"]
+    assert closed.stdout.split() == ["spawn", "6"]
     # the hang it prevents, shown once: the script's work done and printed, then no exit
     with pytest.raises(subprocess.TimeoutExpired) as hung:
         subprocess.run([*run, "keep"], capture_output=True, text=True, timeout=15)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -228,6 +227,7 @@ def make_loader(
     pin_memory: bool = False,
     seed: int = 0,
     persistent: bool = False,
+    spawn: bool = False,
 ) -> torch.utils.data.DataLoader:
     """A DataLoader with our collate and its own generator, so that creating it never draws from
     the global RNG (which would shift dropout masks after a resume).
@@ -236,7 +236,7 @@ def make_loader(
     loader must not: its workers ignore SIGTERM (:func:`ignore_stop_signals`), so workers still
     alive at interpreter exit, which a persistent loader's are until the garbage collector
     reaches it, block multiprocessing's exit handler for ever (a finished ``eval`` that never
-    exited). Without it they end with the pass."""
+    exited). Without it they end with the pass. ``spawn``: see :func:`worker_context`."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -248,20 +248,21 @@ def make_loader(
         persistent_workers=persistent and workers > 0,
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=ignore_stop_signals if workers > 0 else None,
-        multiprocessing_context=worker_context(workers),
+        multiprocessing_context=worker_context(workers, spawn),
     )
 
 
-def worker_context(workers: int) -> str | None:
-    """How loader workers start: from a fork server where there is one (Linux, macOS).
+def worker_context(workers: int, spawn: bool) -> str | None:
+    """How loader workers start: forked (fast; the default), or, with ``spawn``, as fresh
+    interpreters, for a process that has other threads when its workers start.
 
-    A training process has threads (TensorBoard's writer, the process group's, ONNX Runtime's):
-    a worker forked while one of them held a lock inherits the lock held for ever, and was seen
-    stuck in ``os.fork`` under torchrun. The fork server is a single-threaded process started
-    once, on first use; workers fork from it and get the dataset pickled."""
-    if workers == 0 or "forkserver" not in multiprocessing.get_all_start_methods():
-        return None
-    return "forkserver"
+    A training process has threads (TensorBoard's writer, the process group's): a worker forked
+    while one of them held a lock inherits the lock held for ever, and one was seen stuck inside
+    ``os.fork`` under torchrun. Spawned workers import the package and get the dataset pickled
+    (a second or two per worker, once a run for persistent workers). Not a fork server: its
+    workers are not the main process's children, so a SIGKILLed run left them running for ever
+    (torch's workers watch their parent's pid)."""
+    return "spawn" if spawn and workers > 0 else None
 
 
 def close_loader(loader) -> None:

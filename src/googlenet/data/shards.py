@@ -490,7 +490,12 @@ class ShardLoader:
     """
 
     def __init__(
-        self, dataset: ShardDataset, batch_size: int, workers: int, pin_memory: bool = False
+        self,
+        dataset: ShardDataset,
+        batch_size: int,
+        workers: int,
+        pin_memory: bool = False,
+        spawn: bool = False,
     ) -> None:
         self.dataset = self.sampler = dataset
         self.batch_size = batch_size
@@ -502,7 +507,7 @@ class ShardLoader:
             collate_fn=collate,
             pin_memory=pin_memory,
             worker_init_fn=ignore_stop_signals if workers > 0 else None,
-            multiprocessing_context=worker_context(workers),
+            multiprocessing_context=worker_context(workers, spawn),
             # Its own generator: a DataLoader without one draws its workers' base seed from
             # the global RNG at every epoch, which would shift dropout masks after a resume.
             generator=torch.Generator().manual_seed(dataset.seed),
@@ -543,10 +548,10 @@ def loaders(
     pin_memory: bool = False,
 ):
     """``train``'s dataset and loaders on shards: (train set, val set, train loader, val loader),
-    like ``googlenet.train.build_loaders``."""
+    like ``googlenet.train.build_loaders``; their workers are spawned (:func:`worker_context`)."""
     kw = dict(batch_size=batch_size, rank=rank, world=world, seed=seed)
     train_set = ShardDataset(train, train_tf, train=True, **kw)
-    train_loader = ShardLoader(train_set, batch_size, workers, pin_memory)
+    train_loader = ShardLoader(train_set, batch_size, workers, pin_memory, spawn=True)
     if len(train_loader) == 0:
         raise DataError(
             f"{train.root} has {len(train)} images, fewer than one batch of {batch_size} x "
@@ -555,7 +560,8 @@ def loaders(
     if val is None:
         return train_set, None, train_loader, None
     val_set = ShardDataset(val, eval_tf, train=False, **kw)
-    return train_set, val_set, train_loader, ShardLoader(val_set, batch_size, workers, pin_memory)
+    val_loader = ShardLoader(val_set, batch_size, workers, pin_memory, spawn=True)
+    return train_set, val_set, train_loader, val_loader
 
 
 def eval_loader(spec, transform, batch_size: int, workers: int, pin_memory: bool = False):

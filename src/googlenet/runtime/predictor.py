@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..data import CROP_CHOICES, EvalTransform, multi_crop, normalize, open_image, worker_context
+from ..data import CROP_CHOICES, EvalTransform, multi_crop, normalize, open_image
 from ..errors import ConfigError, DataError, WeightsError
 from ..model import GoogLeNet, GoogLeNetConfig
 from .backends import optimize_for_inference
@@ -292,7 +292,6 @@ class Predictor:
             num_workers=workers,
             collate_fn=list,
             pin_memory=self.device.type == "cuda",
-            multiprocessing_context=worker_context(workers),
         )
         for batch in loader:
             readable = [(path, crops) for path, crops, _ in batch if crops is not None]

@@ -334,6 +334,7 @@ def _loaders(cfg: TrainConfig, d: Dist, mc: GoogLeNetConfig, train_dir, val_dir,
         pin_memory=pin,
         seed=cfg.seed,
         persistent=True,
+        spawn=True,  # beside the TensorBoard writer's and the process group's threads
     )
     if len(train_loader) == 0:
         raise DataError(
@@ -349,6 +350,7 @@ def _loaders(cfg: TrainConfig, d: Dist, mc: GoogLeNetConfig, train_dir, val_dir,
             cfg.workers,
             pin_memory=pin,
             persistent=True,
+            spawn=True,
         )
     else:
         log.warning("no validation set (%s/val): no val metrics and no best.* files", cfg.data)
