@@ -586,3 +586,35 @@ def test_a_real_step_uses_the_default_aux_weight_03(tmp_path):
         # the gradient is that direction, not merely correlated with it
         assert torch.allclose(g, weights[-1] * direction, atol=1e-5), (g, direction)
     assert weights == pytest.approx([1.0, 0.3, 0.3], rel=1e-3)
+
+
+def test_images_per_s_leaves_the_loaders_start_up_out(tmp_path, monkeypatch, capsys):
+    """A loader that takes 1.5 s to its first batch (workers starting, a resumed epoch skipping
+    its done batches): the epoch's time counts it, its images/s does not."""
+    import time
+
+    from googlenet import data
+
+    make_dataset(tmp_path / "data")
+    real = data.make_loader
+
+    class SlowStart:
+        def __init__(self, loader):
+            self.loader = loader
+
+        def __len__(self):
+            return len(self.loader)
+
+        def __getattr__(self, name):
+            return getattr(self.loader, name)
+
+        def __iter__(self):
+            time.sleep(1.5)
+            yield from self.loader
+
+    monkeypatch.setattr(data, "make_loader", lambda *a, **k: SlowStart(real(*a, **k)))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(train_args("data", "run", 1)) == 0, capsys.readouterr().err
+    (row,) = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    computing = 12 / row["images_per_s"]  # 12 training images
+    assert row["epoch_time_s"] - computing >= 1.5  # the sleep: in the time, not in the speed

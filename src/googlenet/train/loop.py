@@ -150,7 +150,11 @@ def train_one_epoch(
     before = (start.batch, start.sums[5])  # what an earlier process did of this epoch
     bar = _progress(loader, epoch, cfg.epochs, loop.dist, initial=start.batch)
     began = time.perf_counter()
+    timed = (
+        None  # from the first batch: the loader's start-up (workers, a resume's skip) is not speed
+    )
     for i, batch in enumerate(bar, start=start.batch):
+        timed = timed or time.perf_counter()
         faults.inject("step", loop.step)
         if not (cfg.strict and loop.dist.enabled):  # there, _agree stops every rank
             n_skipped += _report_skipped(batch.skipped, skipped, cfg.strict)
@@ -167,11 +171,12 @@ def train_one_epoch(
         if (i + 1) % cfg.print_freq == 0 or last:
             _check_finite(sums[0], loop, epoch)
             lr = loop.optimizer.param_groups[0]["lr"]
-            _show(bar, sums, i + 1, len(loader), lr, began, loop.dist, before, cfg.epochs - epoch)
+            _show(bar, sums, i + 1, len(loader), lr, timed, loop.dist, before, cfg.epochs - epoch)
         if cfg.save_every and loop.step % cfg.save_every == 0 and not last and checkpoint:
             checkpoint(EpochProgress(i + 1, sums.tolist() + [n_skipped]))
     totals = distributed.all_reduce_sum(sums.tolist() + [n_skipped, before[1]], loop.dist.device)
-    return _epoch_stats(loop, totals, time.perf_counter() - began)
+    now = time.perf_counter()
+    return _epoch_stats(loop, totals, now - began, now - (timed or began))
 
 
 def _train_batch(loop: Loop, batch: data.Batch | None, sums: Tensor) -> None:
@@ -188,7 +193,8 @@ def _train_batch(loop: Loop, batch: data.Batch | None, sums: Tensor) -> None:
     sums[5] += y.numel()
 
 
-def _epoch_stats(loop: Loop, totals: list[float], seconds: float) -> dict[str, float]:
+def _epoch_stats(loop: Loop, totals: list[float], seconds: float, computing: float) -> dict:
+    """The epoch's row; ``computing``: the seconds from its first batch (images/s)."""
     n = max(totals[5], 1.0)
     cfg = loop.cfg
     return {
@@ -198,7 +204,7 @@ def _epoch_stats(loop: Loop, totals: list[float], seconds: float) -> dict[str, f
         "train_loss_aux1": totals[2] / n if loop.raw.aux1 is not None else float("nan"),
         "train_loss_aux2": totals[3] / n if loop.raw.aux2 is not None else float("nan"),
         "train_top1": 100.0 * totals[4] / n,
-        "images_per_s": (totals[5] - totals[7]) / seconds,
+        "images_per_s": (totals[5] - totals[7]) / max(computing, 1e-9),
         "epoch_time_s": seconds,
         "skipped": int(totals[6]),
     }
