@@ -240,6 +240,18 @@ def test_a_standalone_aux_head_pools_as_the_paper_by_default():
     pooled = nn.functional.avg_pool2d(y, 5, stride=3)  # 14x14 -> 4x4, the paper's 5x5/3
     manual = head.fc2(head.relu(head.fc1(torch.flatten(head.conv(pooled), 1))))
     torch.testing.assert_close(head(y), manual)
+    assert head.conv.bn is None and head.conv.conv.bias is not None  # the paper: no BatchNorm
+    assert googlenet.InceptionAux(8, 3, batchnorm=True).conv.bn.eps == 1e-3  # torchvision's
+    assert googlenet.InceptionAux(8, 3, batchnorm=True, bn_eps=1e-5).conv.bn.eps == 1e-5
+
+
+def test_feature_size_is_the_last_feature_maps_side():
+    """Table 1: 7 x 7 x 1024 before the average pool at 224; at 64 what the trunk really gives."""
+    model = create_model("paper", num_classes=3, input_size=64).eval()
+    assert model.feature_size(224) == 7
+    with torch.no_grad():
+        side = model.forward_features(torch.randn(1, 3, 64, 64)).shape[-1]
+    assert model.feature_size(64) == side == 2
 
 
 def test_torchvision_preset_initializes_like_torchvision():
