@@ -265,3 +265,21 @@ def test_torchvision_preset_initializes_like_torchvision():
             assert abs(float(m.weight.std()) - 0.01) < 5e-4, m
         if m.bias is not None:
             assert torch.all(m.bias == 0), m
+
+
+def test_the_configuration_reaches_every_layer_it_names():
+    """``bn_eps``, ``aux_dropout`` and ``aux_pooling`` of GoogLeNetConfig are used by every layer
+    they describe, not only as the blocks' defaults (which equal the presets' values)."""
+    model = create_model("paper-bn", num_classes=3, bn_eps=1e-5, aux_dropout=0.5)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) > 50 and all(m.eps == 1e-5 for m in norms)
+    assert model.aux1.dropout.p == model.aux2.dropout.p == 0.5
+    y = torch.randn(1, 512, 14, 14)  # what 4a gives at 224
+    for preset, pool in (
+        ("paper", lambda t: nn.functional.avg_pool2d(t, 5, stride=3)),  # the paper's 5x5/3
+        ("torchvision", lambda t: nn.functional.adaptive_avg_pool2d(t, 4)),  # its port's
+    ):
+        head = create_model(preset, num_classes=3).aux1.eval()
+        with torch.no_grad():
+            manual = head.fc2(head.relu(head.fc1(torch.flatten(head.conv(pool(y)), 1))))
+            torch.testing.assert_close(head(y), manual)
