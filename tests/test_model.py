@@ -263,6 +263,8 @@ def test_torchvision_preset_initializes_like_torchvision():
     for m in layers:
         if m.weight.numel() >= 10_000:
             assert abs(float(m.weight.std()) - 0.01) < 5e-4, m
+            # centred on 0: the mean of n >= 10^4 draws has sd 0.01 / sqrt(n) <= 1e-4; 10 sd
+            assert abs(float(m.weight.mean())) < 1e-3, m
         if m.bias is not None:
             assert torch.all(m.bias == 0), m
 
