@@ -223,6 +223,7 @@ def test_a_longer_poly_run_decays_from_its_last_rate_with_its_power():
     assert lr_at(10, 10, new) == pytest.approx(last)
     assert lr_at(25, 10, new) == pytest.approx(last * (1 - 15 / 30) ** 0.5)
     assert lr_at(40, 10, new) == 0.0
+    assert lr_at(45, 10, new) == 0.0  # past the end it stays at 0
 
 
 def test_a_replan_at_the_first_step_starts_from_the_base_rate():
@@ -230,6 +231,15 @@ def test_a_replan_at_the_first_step_starts_from_the_base_rate():
     new = replan(dataclasses.replace(old, epochs=3), old, 0, 10)
     assert new.replan_step == 0 and new.replan_lr == pytest.approx(0.1)
     assert lr_at(15, 10, new) == pytest.approx(_cosine(0.1, 0.5))
+
+
+def test_a_replanned_schedule_ends_at_zero_with_one_step_left_and_stays_at_a_zero_rate():
+    old = TrainConfig(data="-", schedule="cosine", lr=0.1, epochs=2)
+    new = replan(old, old, 19, 10)  # one step (19) remains
+    assert lr_at(19, 10, new) == pytest.approx(_cosine(0.1, 18 / 20))
+    assert lr_at(20, 10, new) == pytest.approx(0.0, abs=1e-12)
+    stopped = dataclasses.replace(old, replan_step=10, replan_lr=0.0)  # re-planned from rate 0
+    assert lr_at(15, 10, stopped) == 0.0
 
 
 @pytest.mark.parametrize("schedule, old_size", [("paper", 8 * 10 / 250), ("step", 30.0)])
