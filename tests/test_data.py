@@ -174,6 +174,20 @@ def test_squashed_144_crops_cut_one_square_per_scale_inside_the_image():
         assert len({c.box for c in crops}) == 6
 
 
+def test_normalize_computes_in_the_dtype_and_on_the_device_of_the_request():
+    """(v / 255 - mean) / std by hand in float64; float16 stays float16; a batch on another
+    device (meta, standing in for a GPU) is normalized there."""
+    images = torch.tensor([0, 51, 255], dtype=torch.uint8).view(3, 1, 1).expand(3, 3, 2)
+    mean, std = (0.5, 0.25, 0.125), (0.25, 0.5, 2.0)
+    out = D.normalize(images, mean, std, dtype=torch.float64)
+    expected = [(v / 255 - m) / s for v, m, s in zip((0, 51, 255), mean, std, strict=True)]
+    assert out.dtype == torch.float64
+    assert torch.allclose(out[:, 0, 0], torch.tensor(expected, dtype=torch.float64), atol=1e-12)
+    assert D.normalize(images, mean, std, dtype=torch.float16).dtype == torch.float16
+    meta = torch.empty(2, 3, 4, 4, dtype=torch.uint8, device="meta")
+    assert D.normalize(meta, mean, std).device.type == "meta"
+
+
 def test_downscaling_to_the_crop_scale_is_antialiased():
     """A 1-pixel checkerboard shrunk ~3.5x (to the 64-pixel scale of S = 56): an antialiased
     resize averages it to mid-gray (127.5, within a few levels at the border of the filter);

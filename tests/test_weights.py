@@ -206,6 +206,20 @@ def test_wrong_dtype_is_refused(tmp_path):
         load(path)
 
 
+def test_a_missing_or_extra_tensor_is_refused_naming_it(tmp_path):
+    """A file that lacks a tensor would leave that layer at its random initialization; one with
+    an extra tensor is not this network's: both are refused, with the count and an example."""
+    model = create_model("paper", num_classes=3, aux_logits=False)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    metadata = {"googlenet.config": json.dumps(model.config.to_dict())}
+    save_file({k: v for k, v in tensors.items() if k != "fc.bias"}, tmp_path / "a", metadata)
+    with pytest.raises(WeightsError, match=r"keys 1 missing \(e\.g\. 'fc\.bias'\);"):
+        load(tmp_path / "a")
+    save_file(tensors | {"fc2.weight": torch.zeros(1)}, tmp_path / "b", metadata)
+    with pytest.raises(WeightsError, match=r"keys 1 unexpected \(e\.g\. 'fc2\.weight'\);"):
+        load(tmp_path / "b")
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
