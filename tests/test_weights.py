@@ -194,6 +194,9 @@ def test_metadata_that_lies_about_num_classes(tmp_path):
     save_file(tensors, path, metadata={"googlenet.config": json.dumps(config)})
     with pytest.raises(WeightsError, match=r"fc\.(weight|bias).* has shape .* the model needs"):
         load(path)
+    # found before the model is built (a claim of 10^6 classes must not allocate 4 GB first)
+    with pytest.raises(WeightsError, match="configuration says 5 classes, its classifier has 3"):
+        load(path)
 
 
 def test_wrong_dtype_is_refused(tmp_path):
