@@ -309,3 +309,48 @@ def test_cli_process_exits_2_on_a_damaged_file_without_traceback(files, tmp_path
     assert proc.returncode == 2 and "is not a readable .caffemodel" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_the_key_map_keeps_every_layer_in_any_order_and_squeezes_only_legacy_ones():
+    """The pure map, by hand: an unknown layer anywhere keeps its Caffe name (so the strict load
+    names it) without losing the layers around it; a layer without its bias blob gives its
+    weight alone; legacy 4-D fully connected blobs of a one-class classifier keep that class."""
+    conv1 = torch.arange(2 * 3 * 1 * 1, dtype=torch.float32).reshape(2, 3, 1, 1)
+    blobs = {
+        "conv1/7x7_s2": [conv1, torch.ones(2)],
+        "mystery": [torch.zeros(2), torch.zeros(3)],
+        "conv2/3x3_reduce": [torch.ones(4, 2, 1, 1)],  # weight only: no bias blob
+        "loss3/classifier": [torch.full((1, 1, 1, 8), 2.0), torch.full((1, 1, 1, 1), 3.0)],
+    }
+    out = caffe.convert_caffe_blobs(blobs)
+    assert sorted(out) == [
+        "conv1.conv.bias",
+        "conv1.conv.weight",
+        "conv2.conv.weight",
+        "fc.bias",
+        "fc.weight",
+        "mystery.blob0",
+        "mystery.blob1",
+    ]
+    assert torch.equal(out["conv1.conv.weight"], conv1[:, [2, 1, 0]])  # BGR -> RGB
+    assert out["mystery.blob1"].shape == (3,)
+    assert out["conv2.conv.weight"].shape == (4, 2, 1, 1)
+    assert torch.equal(out["fc.weight"], torch.full((1, 8), 2.0))  # 1 x 1 x out x in -> out x in
+    assert torch.equal(out["fc.bias"], torch.full((1,), 3.0))  # 1 x 1 x 1 x out -> out
+
+
+def test_a_renamed_classifier_of_any_head_gets_its_bvlc_name_back():
+    """Fine-tuning renames a head's classifier (``loss3/classifier_places``); each of the three
+    heads is looked at on its own, and a rename is only taken when it is its head's one unknown
+    layer (layers unknown elsewhere do not count)."""
+    w = [torch.zeros(1)]
+    full = {f"loss{n}/classifier": w for n in (1, 2, 3)}
+    assert caffe.renamed_classifiers(full) == {}
+    for n in (1, 2, 3):
+        blobs = {k: v for k, v in full.items() if k != f"loss{n}/classifier"}
+        blobs |= {f"loss{n}/classifier_places": w, "extra/layer": w}
+        assert caffe.renamed_classifiers(blobs) == {
+            f"loss{n}/classifier_places": f"loss{n}/classifier"
+        }
+    two = {"loss3/classifier_a": w, "loss3/classifier_b": w}  # ambiguous: left alone
+    assert caffe.renamed_classifiers(two) == {}

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import InterpolationMode
 
 from googlenet import DataError
 from googlenet import data as D
+from googlenet.model import preset_config
 
 # ---------------------------------------------------------------------------------------------
 # Crop geometry: an image whose red channel is its x coordinate and green channel its y, so that
@@ -146,6 +148,88 @@ def test_1_crop_is_the_center_after_resizing_to_256_over_224():
 def test_crop_count_is_checked():
     with pytest.raises(DataError, match="--crops"):
         D.crop_plan(100, 100, 56, 7)
+    with pytest.raises(DataError) as err:
+        D.EvalTransform(56, (0.5,) * 3, (0.25,) * 3, crops=7)
+    assert str(err.value) == "--crops must be one of 1, 10, 144, got 7"
+
+
+def test_by_default_one_center_crop_of_the_shorter_side():
+    """``crop_plan`` and ``multi_crop`` without their options: one crop, the shorter side rule."""
+    assert D.crop_plan(100, 70, S, 1) == D.crop_plan(100, 70, S, 1, "shorter")
+    image = coordinate_image(100, 70)
+    assert torch.equal(D.multi_crop(image, S), D.multi_crop(image, S, 1, resize="shorter"))
+
+
+def test_squashed_144_crops_cut_one_square_per_scale_inside_the_image():
+    """Squashed to scale x scale, a landscape image's left, center and right squares are the
+    same square (0, 0, scale, scale): 6 different crops per scale, all inside the image."""
+    plan = D.crop_plan(96, 64, S, 144, "squash")
+    assert len(plan) == 144
+    for scale in (64, 72, 80, 88):  # the paper's 256..352 at S = 56
+        crops = [c for c in plan if c.scale == scale]
+        assert all(
+            0 <= c.box[0] < c.box[2] <= scale and 0 <= c.box[1] < c.box[3] <= scale for c in crops
+        )
+        assert {c.box for c in crops if c.resize} == {(0, 0, scale, scale)}
+        assert len({c.box for c in crops}) == 6
+
+
+def test_normalize_computes_in_the_dtype_and_on_the_device_of_the_request():
+    """(v / 255 - mean) / std by hand in float64; float16 stays float16; a batch on another
+    device (meta, standing in for a GPU) is normalized there."""
+    images = torch.tensor([0, 51, 255], dtype=torch.uint8).view(3, 1, 1).expand(3, 3, 2)
+    mean, std = (0.5, 0.25, 0.125), (0.25, 0.5, 2.0)
+    out = D.normalize(images, mean, std, dtype=torch.float64)
+    expected = [(v / 255 - m) / s for v, m, s in zip((0, 51, 255), mean, std, strict=True)]
+    assert out.dtype == torch.float64
+    assert torch.allclose(out[:, 0, 0], torch.tensor(expected, dtype=torch.float64), atol=1e-12)
+    assert D.normalize(images, mean, std, dtype=torch.float16).dtype == torch.float16
+    meta = torch.empty(2, 3, 4, 4, dtype=torch.uint8, device="meta")
+    assert D.normalize(meta, mean, std).device.type == "meta"
+
+
+def test_downscaling_to_the_crop_scale_is_antialiased():
+    """A 1-pixel checkerboard shrunk ~3.5x (to the 64-pixel scale of S = 56): an antialiased
+    resize averages it to mid-gray (127.5, within a few levels at the border of the filter);
+    sampling without antialiasing returns stripes of near-black and near-white."""
+    board = ((torch.arange(224).view(-1, 1) + torch.arange(224).view(1, -1)) % 2 * 255).to(
+        torch.uint8
+    )
+    crop = D.multi_crop(board.expand(3, -1, -1), S, 1).double()
+    assert (crop - 127.5).abs().max() < 8, crop.min()
+
+
+def test_the_interpolation_is_used_for_every_resize():
+    """Nearest-neighbour never makes a value the image does not have, in the first resize and in
+    the whole squares of the 144 crops resized to the input size."""
+    g = torch.Generator().manual_seed(0)
+    image = (torch.randint(0, 2, (3, 70, 100), generator=g) * 255).to(torch.uint8)
+    nearest = D.multi_crop(image, S, 144, interpolation=InterpolationMode.NEAREST)
+    assert set(nearest.unique().tolist()) == {0, 255}
+    assert len(D.multi_crop(image, S, 144).unique()) > 2  # bilinear does
+
+
+def test_eval_transform_squashes_when_told():
+    """``--resize squash`` through the transform that ``eval`` uses: a 2:1 image of three vertical
+    bands (red, green, blue). Squashed to 64 x 64, the 56 center crop keeps 17 of the red band's
+    21 columns (about 31% of the crop); scaled by its shorter side to 128 x 64 it keeps about 7
+    columns of the band's 43 (12%)."""
+    bands = torch.zeros(3, 48, 96, dtype=torch.uint8)
+    for channel in range(3):
+        bands[channel, :, 32 * channel : 32 * (channel + 1)] = 255
+    picture = Image.fromarray(bands.permute(1, 2, 0).numpy())
+    config = preset_config("paper", input_size=S, mean=(0.0,) * 3, std=(1.0,) * 3)
+
+    def red_share(transform) -> float:
+        x = transform(picture)[0]
+        return float(((x[0] > 0.5) & (x[1] < 0.5)).double().mean())
+
+    for squash in (
+        D.EvalTransform(S, config.mean, config.std, 1, resize="squash"),
+        D.EvalTransform.for_model(config, 1, "squash"),
+    ):
+        assert 0.27 < red_share(squash) < 0.35
+    assert 0.08 < red_share(D.EvalTransform.for_model(config, 1)) < 0.16
 
 
 # ---------------------------------------------------------------------------------------------

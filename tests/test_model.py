@@ -240,6 +240,18 @@ def test_a_standalone_aux_head_pools_as_the_paper_by_default():
     pooled = nn.functional.avg_pool2d(y, 5, stride=3)  # 14x14 -> 4x4, the paper's 5x5/3
     manual = head.fc2(head.relu(head.fc1(torch.flatten(head.conv(pooled), 1))))
     torch.testing.assert_close(head(y), manual)
+    assert head.conv.bn is None and head.conv.conv.bias is not None  # the paper: no BatchNorm
+    assert googlenet.InceptionAux(8, 3, batchnorm=True).conv.bn.eps == 1e-3  # torchvision's
+    assert googlenet.InceptionAux(8, 3, batchnorm=True, bn_eps=1e-5).conv.bn.eps == 1e-5
+
+
+def test_feature_size_is_the_last_feature_maps_side():
+    """Table 1: 7 x 7 x 1024 before the average pool at 224; at 64 what the trunk really gives."""
+    model = create_model("paper", num_classes=3, input_size=64).eval()
+    assert model.feature_size(224) == 7
+    with torch.no_grad():
+        side = model.forward_features(torch.randn(1, 3, 64, 64)).shape[-1]
+    assert model.feature_size(64) == side == 2
 
 
 def test_torchvision_preset_initializes_like_torchvision():
@@ -251,5 +263,25 @@ def test_torchvision_preset_initializes_like_torchvision():
     for m in layers:
         if m.weight.numel() >= 10_000:
             assert abs(float(m.weight.std()) - 0.01) < 5e-4, m
+            # centred on 0: the mean of n >= 10^4 draws has sd 0.01 / sqrt(n) <= 1e-4; 10 sd
+            assert abs(float(m.weight.mean())) < 1e-3, m
         if m.bias is not None:
             assert torch.all(m.bias == 0), m
+
+
+def test_the_configuration_reaches_every_layer_it_names():
+    """``bn_eps``, ``aux_dropout`` and ``aux_pooling`` of GoogLeNetConfig are used by every layer
+    they describe, not only as the blocks' defaults (which equal the presets' values)."""
+    model = create_model("paper-bn", num_classes=3, bn_eps=1e-5, aux_dropout=0.5)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) > 50 and all(m.eps == 1e-5 for m in norms)
+    assert model.aux1.dropout.p == model.aux2.dropout.p == 0.5
+    y = torch.randn(1, 512, 14, 14)  # what 4a gives at 224
+    for preset, pool in (
+        ("paper", lambda t: nn.functional.avg_pool2d(t, 5, stride=3)),  # the paper's 5x5/3
+        ("torchvision", lambda t: nn.functional.adaptive_avg_pool2d(t, 4)),  # its port's
+    ):
+        head = create_model(preset, num_classes=3).aux1.eval()
+        with torch.no_grad():
+            manual = head.fc2(head.relu(head.fc1(torch.flatten(head.conv(pool(y)), 1))))
+            torch.testing.assert_close(head(y), manual)

@@ -64,8 +64,13 @@ def test_cosine_step_and_warmup():
     assert lr_at(0, 10, cosine) == 0.1
     assert math.isclose(lr_at(50, 10, cosine), 0.05)
     assert lr_at(100, 10, cosine) < 1e-12
+    assert lr_at(150, 10, cosine) < 1e-12  # past the end it stays at 0, does not rise again
     step = TrainConfig(data="x", epochs=90, lr=0.1, schedule="step")
     assert math.isclose(lr_at(300, 10, step), 0.01) and lr_at(299, 10, step) == 0.1
+    halving = TrainConfig(data="x", epochs=90, lr=0.1, schedule="step", lr_gamma=0.5)
+    assert math.isclose(lr_at(300, 10, halving), 0.05)  # --lr-gamma replaces the default 0.1
+    paper = TrainConfig(data="x", epochs=250, lr=0.01, lr_gamma=0.9)
+    assert math.isclose(lr_at(1600, 100, paper), 0.01 * 0.9**2)  # and the paper's 0.96
     warm = TrainConfig(data="x", epochs=10, lr=0.1, schedule="cosine", warmup_epochs=2)
     assert math.isclose(lr_at(0, 10, warm), 0.1 * cosine_at(0) / 20)
     assert math.isclose(lr_at(9, 10, warm), lr_at(9, 10, cosine) * 10 / 20)
@@ -84,6 +89,8 @@ def test_loss_is_main_plus_03_times_the_auxiliary_losses():
     total, main, l1, l2 = googlenet_loss(GoogLeNetOutputs(logits, a1, a2), y, ce, 0.3)
     assert torch.allclose(total, ce(logits, y) + 0.3 * (ce(a1, y) + ce(a2, y)))
     assert torch.equal(main, ce(logits, y)) and torch.equal(l1, ce(a1, y))
+    by_default = googlenet_loss(GoogLeNetOutputs(logits, a1, a2), y, ce)[0]  # the paper's 0.3
+    assert torch.allclose(by_default, ce(logits, y) + 0.3 * (ce(a1, y) + ce(a2, y)))
     total, main, l1, l2 = googlenet_loss(GoogLeNetOutputs(logits, None, None), y, ce, 0.3)
     assert torch.equal(total, ce(logits, y)) and l1 is None and l2 is None
 

@@ -4,6 +4,7 @@ configuration."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,7 +16,8 @@ import googlenet
 from googlenet.data import EvalTransform, normalize
 from googlenet.model import IMAGENET_MEAN, IMAGENET_STD
 from googlenet.runtime.distributed import Dist
-from googlenet.train import TrainConfig, lr_at, make_loop, train_step
+from googlenet.train import TrainConfig, build_optimizer, lr_at, make_loop, train_step
+from googlenet.train.recipe import replan
 
 # Caffe's LRN in BVLC's train_val.prototxt: local_size 5, alpha 1e-4, beta 0.75 (k 1).
 CAFFE_LRN = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 1.0}
@@ -158,3 +160,100 @@ def test_cpu_threads_are_the_idle_cpus(tmp_path, monkeypatch):
     monkeypatch.setattr(device.time, "sleep", lambda s: stat.write_text(later))
     assert device.idle_cpus(0.1, stat) == pytest.approx(1.0)
     assert device.idle_cpus(0.0, tmp_path / "missing") is None
+
+
+def test_batchnorm_parameters_learn_at_the_base_rate_without_decay():
+    """paper-bn: BatchNorm's scale and shift are neither biases of a convolution (no 2x rate)
+    nor weights (no decay): rate multiplier 1 and decay 0, measured from a real step."""
+    before, after, grads, lr, _ = _one_step("paper-bn")
+    for name in ("conv1.bn.weight", "inception3a.conv3x3.bn.weight", "aux1.conv.bn.weight"):
+        mult, decay = _measured(before, after, grads, name, lr)
+        assert mult == pytest.approx(1.0, rel=1e-3), name
+        assert abs(decay) < 1e-6, name
+    # The shifts start at 0, so the step measures their rate only: delta = lr * mult * grad.
+    name = "conv1.bn.bias"
+    mult, _ = _measured(before, after, grads, name, lr)
+    assert mult == pytest.approx(1.0, rel=1e-3), name
+
+
+def test_sgd_uses_the_papers_momentum_09():
+    """Section 6: "asynchronous stochastic gradient descent with 0.9 momentum", in every group
+    of the optimizer that training builds (TrainConfig's default and --momentum)."""
+    model = googlenet.create_model("paper", num_classes=5, input_size=64)
+    assert TrainConfig(data="-").momentum == 0.9
+    for momentum in (0.9, 0.5):
+        optimizer = build_optimizer(model, TrainConfig(data="-", momentum=momentum))
+        assert isinstance(optimizer, torch.optim.SGD)
+        assert len(optimizer.param_groups) == 2  # weights; biases (no norm layers in "paper")
+        assert [g["momentum"] for g in optimizer.param_groups] == [momentum, momentum]
+
+
+# ---------------------------------------------------------------------------------------------
+# A resumed run whose length changed (--resume with another --epochs): the schedule goes on
+# ---------------------------------------------------------------------------------------------
+
+
+def _cosine(lr: float, t: float) -> float:
+    """Half a cosine from ``lr`` at ``t = 0`` to 0 at ``t = 1``, by hand."""
+    return lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@pytest.mark.parametrize("old_epochs, new_epochs", [(4, 8), (8, 4)])
+def test_a_longer_or_shorter_cosine_run_decays_from_its_last_rate_to_zero(old_epochs, new_epochs):
+    """Resumed at step 20 (10 steps an epoch): the rate the run last used (step 19 of the old
+    cosine) goes down to 0 at the new end along half a cosine. The steps before 20, never taken
+    again, follow the plain cosine of the new length (the re-plan starts where it says)."""
+    old = TrainConfig(data="-", schedule="cosine", lr=0.1, epochs=old_epochs)
+    new = replan(dataclasses.replace(old, epochs=new_epochs), old, 20, 10)
+    last = _cosine(0.1, 1.9 / old_epochs)  # the old schedule at step 19, epoch 1.9
+    assert new.replan_step == 20 and new.replan_lr == pytest.approx(last)
+    remaining = new_epochs * 10 - 20
+    for step in (20, 21, 20 + remaining // 2, 20 + remaining - 1, 20 + remaining):
+        expected = _cosine(last, (step - 20) / remaining)
+        assert lr_at(step, 10, new) == pytest.approx(expected, abs=1e-12), step
+    for step in (0, 10, 19):
+        expected = _cosine(0.1, step / 10 / new_epochs)
+        assert lr_at(step, 10, new) == pytest.approx(expected, abs=1e-12), step
+
+
+def test_a_longer_poly_run_decays_from_its_last_rate_with_its_power():
+    old = TrainConfig(data="-", schedule="poly", poly_power=0.5, lr=0.01, epochs=2)
+    new = replan(dataclasses.replace(old, epochs=4), old, 10, 10)
+    last = 0.01 * (1 - 9 / 20) ** 0.5  # Caffe's poly at step 9 of 20
+    assert lr_at(10, 10, new) == pytest.approx(last)
+    assert lr_at(25, 10, new) == pytest.approx(last * (1 - 15 / 30) ** 0.5)
+    assert lr_at(40, 10, new) == 0.0
+    assert lr_at(45, 10, new) == 0.0  # past the end it stays at 0
+
+
+def test_a_replan_at_the_first_step_starts_from_the_base_rate():
+    old = TrainConfig(data="-", schedule="cosine", lr=0.1, epochs=2)
+    new = replan(dataclasses.replace(old, epochs=3), old, 0, 10)
+    assert new.replan_step == 0 and new.replan_lr == pytest.approx(0.1)
+    assert lr_at(15, 10, new) == pytest.approx(_cosine(0.1, 0.5))
+
+
+def test_a_replanned_schedule_ends_at_zero_with_one_step_left_and_stays_at_a_zero_rate():
+    old = TrainConfig(data="-", schedule="cosine", lr=0.1, epochs=2)
+    new = replan(old, old, 19, 10)  # one step (19) remains
+    assert lr_at(19, 10, new) == pytest.approx(_cosine(0.1, 18 / 20))
+    assert lr_at(20, 10, new) == pytest.approx(0.0, abs=1e-12)
+    stopped = dataclasses.replace(old, replan_step=10, replan_lr=0.0)  # re-planned from rate 0
+    assert lr_at(15, 10, stopped) == 0.0
+
+
+@pytest.mark.parametrize("schedule, old_size", [("paper", 8 * 10 / 250), ("step", 30.0)])
+def test_a_longer_step_schedule_keeps_the_pace_of_its_decays(schedule, old_size):
+    """The paper's schedule decays every 8 x epochs / 250 epochs of the run as planned
+    (torchvision's every 30): a longer run keeps that step size, not spreading the decays."""
+    old = TrainConfig(data="-", schedule=schedule, lr=0.1, epochs=10)
+    new = replan(dataclasses.replace(old, epochs=20), old, 50, 10)
+    assert new.lr_step_size == pytest.approx(old_size)
+    assert new.replan_step is None and new.replan_lr is None
+    gamma = 0.96 if schedule == "paper" else 0.1
+    for step in (0, 50, 99, 150, 199):
+        expected = 0.1 * gamma ** math.floor(step / 10 / old_size + 1e-9)
+        assert lr_at(step, 10, new) == pytest.approx(expected), step
+    # An explicit --lr-step-size of the old run is kept as it was.
+    sized = dataclasses.replace(old, lr_step_size=3.0)
+    assert replan(dataclasses.replace(sized, epochs=20), sized, 50, 10).lr_step_size == 3.0

@@ -194,6 +194,9 @@ def test_metadata_that_lies_about_num_classes(tmp_path):
     save_file(tensors, path, metadata={"googlenet.config": json.dumps(config)})
     with pytest.raises(WeightsError, match=r"fc\.(weight|bias).* has shape .* the model needs"):
         load(path)
+    # found before the model is built (a claim of 10^6 classes must not allocate 4 GB first)
+    with pytest.raises(WeightsError, match="configuration says 5 classes, its classifier has 3"):
+        load(path)
 
 
 def test_wrong_dtype_is_refused(tmp_path):
@@ -204,6 +207,47 @@ def test_wrong_dtype_is_refused(tmp_path):
     save_file(tensors, path, metadata={"googlenet.config": json.dumps(model.config.to_dict())})
     with pytest.raises(WeightsError, match="dtype"):
         load(path)
+
+
+def test_a_missing_or_extra_tensor_is_refused_naming_it(tmp_path):
+    """A file that lacks a tensor would leave that layer at its random initialization; one with
+    an extra tensor is not this network's: both are refused, with the count and an example."""
+    model = create_model("paper", num_classes=3, aux_logits=False)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    metadata = {"googlenet.config": json.dumps(model.config.to_dict())}
+    save_file({k: v for k, v in tensors.items() if k != "fc.bias"}, tmp_path / "a", metadata)
+    with pytest.raises(WeightsError, match=r"keys 1 missing \(e\.g\. 'fc\.bias'\);"):
+        load(tmp_path / "a")
+    save_file(tensors | {"fc2.weight": torch.zeros(1)}, tmp_path / "b", metadata)
+    with pytest.raises(WeightsError, match=r"keys 1 unexpected \(e\.g\. 'fc2\.weight'\);"):
+        load(tmp_path / "b")
+    both = {k: v for k, v in tensors.items() if k != "fc.bias"} | {"fc2.weight": torch.zeros(1)}
+    save_file(both, tmp_path / "c", metadata)
+    with pytest.raises(WeightsError) as err:
+        load(tmp_path / "c")
+    assert str(err.value).endswith(
+        "keys 1 missing (e.g. 'fc.bias'), 1 unexpected (e.g. 'fc2.weight'); "
+        "is it the state dict of another network?"
+    )
+
+
+def test_a_trunk_tensor_of_another_shape_or_with_nan_is_refused_naming_it(tmp_path):
+    model = create_model("paper", num_classes=3, aux_logits=False)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    metadata = {"googlenet.config": json.dumps(model.config.to_dict())}
+    save_file(tensors | {"conv2.conv.weight": torch.zeros(64, 64, 3, 3)}, tmp_path / "a", metadata)
+    with pytest.raises(WeightsError) as err:
+        load(tmp_path / "a")
+    assert str(err.value).endswith(
+        "tensor 'conv2.conv.weight' has shape [64, 64, 3, 3] but the model needs [64, 64, 1, 1]; "
+        "the file does not match its own configuration"
+    )
+    nan = tensors["conv2.conv.bias"].clone()
+    nan[0] = float("nan")
+    save_file(tensors | {"conv2.conv.bias": nan}, tmp_path / "b", metadata)
+    with pytest.raises(WeightsError) as err:
+        load(tmp_path / "b")
+    assert str(err.value).endswith("tensor 'conv2.conv.bias' holds NaN or infinite values")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,6 +54,12 @@ def test_int8_file_is_quantized_and_carries_the_config(tiny):
     ops = [n.op_type for n in graph.node]
     assert ops.count("QuantizeLinear") > 30 and ops.count("DequantizeLinear") > 30
     assert read_config(path) == model.config
+    # Per channel by default: each convolution's weights get one scale per output channel (78
+    # vector scales measured in this graph, the fused 1x1s included); per tensor they are scalars.
+    sizes = {i.name: int(np.prod(i.dims)) for i in graph.initializer}
+    scales = [sizes.get(n.input[1], 1) for n in graph.node if n.op_type == "DequantizeLinear"]
+    assert sum(size > 1 for size in scales) > 30
+    assert 64 in scales  # conv1's 64 filters
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -84,6 +91,8 @@ def test_quantize_from_an_onnx_file(tiny, tmp_path):
     foreign = tmp_path / "foreign.onnx"
     onnx.save(proto, str(foreign))
     set_onnx_config(proto, model.config)
+    note = proto.metadata_props.add()  # another tool's metadata travels along, untouched
+    note.key, note.value = "converted_by", "a test"
     ours = tmp_path / "fp32.onnx"
     onnx.save(proto, str(ours))
     out = quantize_int8(ours, [_images(8), _images(8, seed=1)], tmp_path / "q.onnx")
@@ -92,6 +101,7 @@ def test_quantize_from_an_onnx_file(tiny, tmp_path):
         expected = model(x)
     got = load_int8(out, "onnxruntime")(x)
     assert ((got - expected).norm() / expected.norm()) < 0.1
+    assert read_config(out) == model.config
     # A foreign ONNX file quantizes, but has no configuration to run it with.
     out = quantize_int8(foreign, _images(4), tmp_path / "q2.onnx")
     with pytest.raises(WeightsError, match="no 'googlenet.config'"):
@@ -142,3 +152,25 @@ def test_calibration_takes_single_images_and_checks_the_channels(tiny, tmp_path)
         expected = model(x)
     got = load_int8(out, "onnxruntime")(x)
     assert float((got - expected).norm() / expected.norm()) < 0.05  # see test_int8_agrees_with_fp32
+
+
+def test_one_calibration_image_is_enough_and_none_is_refused(tiny, tmp_path):
+    model, _ = tiny
+    out = quantize_int8(model, _images(1), tmp_path / "one.onnx")
+    assert load_int8(out, "onnxruntime")(_images(1, seed=3)).shape == (1, 10)
+    with pytest.raises(ConfigError) as err:
+        quantize_int8(model, torch.empty(0, 3, 64, 64), tmp_path / "x.onnx")
+    assert str(err.value) == "quantize_int8 needs at least one calibration image"
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_without_onnxruntime_quantizing_names_the_extra(tiny, tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a),
+    )
+    with pytest.raises(ConfigError) as err:
+        quantize_int8(tiny[0], _images(1), tmp_path / "x.onnx")
+    assert str(err.value) == "this needs the 'onnxruntime' package: pip install 'googlenet[onnx]'"
