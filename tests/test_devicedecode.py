@@ -92,6 +92,20 @@ def test_the_device_path_makes_the_cpu_paths_random_choices():
     assert (own * 2 < others).all(), (own.max(), others.min())
 
 
+def test_a_batch_is_flipped_jittered_and_normalized_as_each_image_alone():
+    """The batched finish (one operation per kind for the images that drew it) computes what
+    each image's own sequence computes, to the bit: 32 seeds mix every order of the jitter."""
+    _, tensor = _both(_jpeg(_photo()))
+    tf = data.TrainTransform(32, IMAGENET_MEAN, IMAGENET_STD)
+    gens = [torch.Generator().manual_seed(s) for s in range(32)]
+    crops = torch.stack([tf.resize_tensor(tensor, g) for g in gens])
+    draws = [tf.draw(g) for g in gens]
+    assert len({tuple(op for op, _ in d.ops) for d in draws}) == 6  # every order drawn
+    assert 0 < sum(d.flip for d in draws) < 32
+    alone = torch.stack([tf.tensor(tensor, torch.Generator().manual_seed(s)) for s in range(32)])
+    assert torch.equal(tf.finish(crops, draws), alone)
+
+
 def test_a_batch_decodes_every_format_and_counts_what_no_decoder_reads(tmp_path):
     """JPEGs go to decode_jpeg together; a PNG, a CMYK JPEG and a truncated JPEG fall back to
     the CPU path's decoder one by one; what that cannot read either is a Skipped, by name."""
@@ -127,10 +141,10 @@ def test_the_workers_skip_what_is_not_an_image_before_decoding(tmp_path):
     assert decoded.images.shape == (6, 3, 32, 32) and decoded.images.device == CPU
     assert decoded.labels.tolist() == [0, 0, 1, 1, 2, 2] and decoded.skipped == batch.skipped
     # the image of seed i is the augmentation of image i with seed i, nothing else
-    first = tf.tensor(
-        data.decode_batch([batch.encoded[0]], CPU)[0], torch.Generator().manual_seed(0)
-    )
-    assert torch.equal(decoded.images[0], first)
+    for i, encoded in enumerate(batch.encoded):
+        pixels = data.decode_batch([encoded], CPU)[0]
+        alone = tf.tensor(pixels, torch.Generator().manual_seed(encoded.seed))
+        assert torch.equal(decoded.images[i], alone)
 
 
 def _weights(run) -> dict[str, torch.Tensor]:

@@ -80,22 +80,73 @@ def random_resized_box(
 def photometric_distortion(x: Tensor, jitter: float, lighting: float, g: torch.Generator) -> Tensor:
     """Brightness, contrast and saturation jitter in random order (Howard 2013, torchvision's
     ``ColorJitter``), then AlexNet's PCA lighting noise; ``x`` is 3 x H x W float in [0, 1]."""
+    ops, alpha = draw_photometric(jitter, lighting, g)
+    return apply_photometric(x[None], [ops], [alpha])[0]
+
+
+def draw_photometric(
+    jitter: float, lighting: float, g: torch.Generator
+) -> tuple[list[tuple[int, float]], Tensor | None]:
+    """One image's photometric choices: the jitter operations (0 brightness, 1 contrast,
+    2 saturation) in their random order with their factors, and the lighting noise (or None)."""
+    ops = []
     if jitter > 0:
-        gray = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
         for op in torch.randperm(3, generator=g).tolist():
-            factor = _uniform(g, max(0.0, 1 - jitter), 1 + jitter)
-            if op == 0:  # brightness
-                x = x * factor
-            elif op == 1:  # contrast: towards the mean gray level
-                x = (x - gray.mean()) * factor + gray.mean()
-            else:  # saturation: towards the pixel's gray level
-                x = (x - gray) * factor + gray
-            gray = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
-    if lighting > 0:
-        alpha = torch.randn(3, generator=g) * lighting
-        rgb = torch.tensor(IMAGENET_EIGVEC) @ (alpha * torch.tensor(IMAGENET_EIGVAL))
-        x = x + rgb.to(x.device).view(3, 1, 1)
+            ops.append((op, _uniform(g, max(0.0, 1 - jitter), 1 + jitter)))
+    alpha = torch.randn(3, generator=g) * lighting if lighting > 0 else None
+    return ops, alpha
+
+
+def _gray(x: Tensor) -> Tensor:
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+
+
+_JITTER = (
+    lambda x, f, gray: x * f,  # brightness
+    lambda x, f, gray: (
+        (x - gray.mean((1, 2, 3), keepdim=True)) * f  # contrast: to the mean gray
+        + gray.mean((1, 2, 3), keepdim=True)
+    ),
+    lambda x, f, gray: (x - gray) * f + gray,  # saturation: towards the pixel's gray level
+)
+
+
+def apply_photometric(
+    x: Tensor, ops: list[list[tuple[int, float]]], alphas: list[Tensor | None]
+) -> Tensor:
+    """:func:`draw_photometric`'s choices applied to a batch ``x`` (B x 3 x H x W, in [0, 1], on
+    any device), each image its own: step k applies each image's k-th operation, an operation
+    at a time for the images that drew it (one image: exactly the sequential computation)."""
+    n = x.shape[0]
+    for k in range(max((len(o) for o in ops), default=0)):
+        gray = _gray(x)
+        kinds = [o[k][0] if k < len(o) else -1 for o in ops]
+        if n == 1:
+            factor = ops[0][k][1]
+        else:
+            factor = torch.tensor([o[k][1] if k < len(o) else 1.0 for o in ops], dtype=x.dtype)
+            factor = factor.to(x.device).view(n, 1, 1, 1)
+        for kind, apply in enumerate(_JITTER):
+            if kind not in kinds:
+                continue
+            y = apply(x, factor, gray)
+            if kinds.count(kind) < n:
+                y = torch.where(torch.tensor(kinds, device=x.device).view(n, 1, 1, 1) == kind, y, x)
+            x = y
+    if alphas and alphas[0] is not None:
+        eigvec, eigval = torch.tensor(IMAGENET_EIGVEC), torch.tensor(IMAGENET_EIGVAL)
+        rgb = torch.stack([eigvec @ (alpha * eigval) for alpha in alphas])
+        x = x + rgb.to(x.device).view(n, 3, 1, 1)
     return x.clamp_(0.0, 1.0)
+
+
+@dataclass
+class Draws:
+    """One image's random choices after its crop and filter: the flip and the photometric ones."""
+
+    flip: bool
+    ops: list[tuple[int, float]]
+    alpha: Tensor | None
 
 
 @dataclass
@@ -125,13 +176,19 @@ class TrainTransform:
         pick = torch.randint(len(self.interpolations), (), generator=g).item()
         size = (self.input_size, self.input_size)
         img = img.resize(size, resample=self.interpolations[pick], box=box)
-        return self._finish(pil_to_uint8(img).float().div_(255.0), g)
+        x = pil_to_uint8(img).float().div_(255.0)
+        return self.finish(x[None], [self.draw(g)])[0]
 
     def tensor(self, x: Tensor, g: torch.Generator) -> Tensor:
         """The same augmentation of a 3 x H x W uint8 tensor, on its device (``--decode gpu``):
         the same random draws in the same order as :meth:`__call__`, so one seed gives the same
-        box, filter, flip and colour change; the box is cut at whole pixels, then resized with
-        ``torch.nn.functional.interpolate`` (antialiased like PIL when shrinking)."""
+        box, filter, flip and colour change; see :meth:`resize_tensor`."""
+        return self.finish(self.resize_tensor(x, g)[None], [self.draw(g)])[0]
+
+    def resize_tensor(self, x: Tensor, g: torch.Generator) -> Tensor:
+        """The random crop of a 3 x H x W uint8 tensor resized to 3 x S x S floats in [0, 1]: the
+        box is cut at whole pixels, then resized with ``torch.nn.functional.interpolate``
+        (antialiased like PIL when shrinking). Draws the box and the filter from ``g``."""
         height, width = x.shape[-2:]
         left, top, right, bottom = random_resized_box(width, height, self.scale, self.ratio, g)
         pick = torch.randint(len(self.interpolations), (), generator=g).item()
@@ -144,13 +201,23 @@ class TrainTransform:
         crop = torch.nn.functional.interpolate(
             crop, size, mode=mode, antialias=smooth, **({"align_corners": False} if smooth else {})
         )
-        return self._finish(crop[0].clamp_(0.0, 1.0), g)
+        return crop[0].clamp_(0.0, 1.0)
 
-    def _finish(self, x: Tensor, g: torch.Generator) -> Tensor:
-        """Flip, photometric distortion and normalization of a 3 x S x S float image in [0, 1]."""
-        if torch.rand((), generator=g).item() < self.hflip:
+    def draw(self, g: torch.Generator) -> Draws:
+        """The choices after the crop: flip, then the photometric ones (in this order)."""
+        flip = torch.rand((), generator=g).item() < self.hflip
+        return Draws(flip, *draw_photometric(self.jitter, self.lighting, g))
+
+    def finish(self, x: Tensor, draws: list[Draws]) -> Tensor:
+        """Flip, photometric distortion and normalization of a batch B x 3 x S x S in [0, 1],
+        each image with its own :class:`Draws`: a handful of batched operations on the GPU."""
+        flips = [d.flip for d in draws]
+        if all(flips):
             x = x.flip(-1)
-        x = photometric_distortion(x, self.jitter, self.lighting, g)
-        m = torch.tensor(self.mean, device=x.device).view(3, 1, 1)
-        s = torch.tensor(self.std, device=x.device).view(3, 1, 1)
+        elif any(flips):
+            mask = torch.tensor(flips, device=x.device).view(-1, 1, 1, 1)
+            x = torch.where(mask, x.flip(-1), x)
+        x = apply_photometric(x, [d.ops for d in draws], [d.alpha for d in draws])
+        m = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        s = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return (x - m) / s
