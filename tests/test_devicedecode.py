@@ -13,8 +13,9 @@ import torch
 from helpers.folders import make_dataset, train_args
 from PIL import Image
 
-from googlenet import data
+from googlenet import ConfigError, data
 from googlenet.model import IMAGENET_MEAN, IMAGENET_STD
+from googlenet.train import TrainConfig
 
 CPU = torch.device("cpu")
 
@@ -188,6 +189,8 @@ def test_an_unknown_decode_is_one_line(tmp_path, run_cli):
     result = run_cli(*train_args(str(tmp_path), str(tmp_path / "run"), 1, "--decode", "nvjpeg"))
     assert result.returncode == 2
     assert "--decode" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(ConfigError, match="--decode must be one of cpu, gpu, device"):
+        TrainConfig(data=str(tmp_path), decode="nvjpeg")  # the same through the Python API
 
 
 @pytest.mark.slow

@@ -83,8 +83,8 @@ def run_data_bench(
         "gpu_measured": gpu_images_per_s is not None,
         "workers_needed": math.ceil(gpu / best) if best > 0 else None,
         # --decode gpu: the workers only read (the slower of files and tar members)
-        "readers_needed": math.ceil(gpu / min(rows[0][1], rows[1][1])),
-        "device_decode": rows[-1],
+        "readers_needed": math.ceil(gpu / min(r for n, r in rows if n.startswith("read:"))),
+        "device_decode": next(row for row in rows if row[0].startswith("--decode gpu")),
     }
 
 
@@ -107,7 +107,7 @@ def _decode_rows(files, blobs, split, tf, device: str) -> list[tuple[str, float]
     )
     encode = data.Deferred(tf).encode
     names = [name for name, _ in files]
-    batch = data.collate([(encode(blob, i, names[i]), 0) for i, blob in enumerate(blobs)])
+    batch = data.collate([encode(blob, i, names[i], 0) for i, blob in enumerate(blobs)])
     decoder = data.DeviceDecoder([], tf, on)
     rows.append(_row(f"--decode gpu path on {on.type} (batch of {n})", n,
                      lambda: _synced(decoder.decode(batch).images)))  # fmt: skip

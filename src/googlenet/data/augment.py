@@ -126,13 +126,13 @@ def apply_photometric(
         else:
             factor = torch.tensor([o[k][1] if k < len(o) else 1.0 for o in ops], dtype=x.dtype)
             factor = factor.to(x.device).view(n, 1, 1, 1)
+        drew = (
+            torch.tensor(kinds, device=x.device).view(n, 1, 1, 1) if len(set(kinds)) > 1 else None
+        )
         for kind, apply in enumerate(_JITTER):
-            if kind not in kinds:
-                continue
-            y = apply(x, factor, gray)
-            if kinds.count(kind) < n:
-                y = torch.where(torch.tensor(kinds, device=x.device).view(n, 1, 1, 1) == kind, y, x)
-            x = y
+            if kind in kinds:
+                y = apply(x, factor, gray)
+                x = y if drew is None else torch.where(drew == kind, y, x)
     if alphas and alphas[0] is not None:
         eigvec, eigval = torch.tensor(IMAGENET_EIGVEC), torch.tensor(IMAGENET_EIGVAL)
         rgb = torch.stack([eigvec @ (alpha * eigval) for alpha in alphas])

@@ -28,13 +28,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
 from torch import Tensor
 
 from ..errors import DataError
 from .augment import TrainTransform
 from .batch import Batch, Encoded, EncodedBatch, Skipped
-from .images import MAX_IMAGE_PIXELS, ImageTooLargeError, decode_image, pil_to_uint8
+from .images import check_header, decode_image, pil_to_uint8
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -46,24 +45,16 @@ class Deferred:
 
     transform: TrainTransform
 
-    def encode(self, blob: bytes, seed: int, name: str) -> Encoded | Skipped:
+    def encode(
+        self, blob: bytes, seed: int, name: str, label: int
+    ) -> tuple[Encoded, int] | Skipped:
         """The sample of one file, after a look at its header (in the loader worker): what is not
         an image, or is over the pixel limit, is skipped here, before any decoding."""
-        source = io.BytesIO(blob)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(source) as img:
-                    pixels = img.width * img.height
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-            reason = (str(err).splitlines() or [type(err).__name__])[0].replace(f" {source!r}", "")
-            return Skipped(name, f"{name}: not a readable image ({reason})")
-        except Image.DecompressionBombWarning:
-            pixels = MAX_IMAGE_PIXELS + 1
-        if pixels > MAX_IMAGE_PIXELS:
-            why = ImageTooLargeError(f"{name}: over the limit of {MAX_IMAGE_PIXELS:,} pixels")
-            return Skipped(name, str(why))
-        return Encoded(torch.frombuffer(bytearray(blob), dtype=torch.uint8), seed, name)
+            check_header(io.BytesIO(blob), name)
+        except DataError as err:
+            return Skipped(name, str(err))
+        return Encoded(torch.frombuffer(bytearray(blob), dtype=torch.uint8), seed, name), label
 
 
 class DeviceDecoder:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
-from .batch import Encoded, Skipped, collate
+from .batch import Skipped, collate
 from .images import IMAGE_EXTENSIONS, is_image_file, open_image
 
 # ---------------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ class ImageFolder(torch.utils.data.Dataset):
     ``dataset[(i, seed)]`` (what :class:`TrainSampler` yields) with
     ``transform(img, generator seeded by seed)``, or, if the transform has ``encode`` (a
     :class:`~googlenet.data.devicedecode.Deferred`), as ``transform.encode(file bytes, seed,
-    path)``: the file undecoded, for the training device to decode.
+    path, label)``: the file undecoded, for the training device to decode.
     """
 
     def __init__(self, root: str | os.PathLike[str], transform, classes: list[str] | None = None):
@@ -161,7 +161,7 @@ class ImageFolder(torch.utils.data.Dataset):
                 blob = Path(path).read_bytes()
             except OSError as err:
                 return Skipped(path, f"{path}: cannot be read ({err.strerror or err})")
-            return _labelled(self.transform.encode(blob, seed, path), label)
+            return self.transform.encode(blob, seed, path, label)
         try:
             img = open_image(path)
         except DataError as err:
@@ -169,10 +169,6 @@ class ImageFolder(torch.utils.data.Dataset):
         if seed is None:
             return self.transform(img), label
         return self.transform(img, torch.Generator().manual_seed(seed)), label
-
-
-def _labelled(sample: Encoded | Skipped, label: int) -> tuple[Encoded, int] | Skipped:
-    return sample if isinstance(sample, Skipped) else (sample, label)
 
 
 def augment_seed(seed: int, epoch: int, index: int) -> int:
@@ -271,10 +267,7 @@ def close_loader(loader) -> None:
     They ignore SIGTERM (:func:`ignore_stop_signals`), so workers still alive when the
     interpreter exits, because something still holds their loader, block multiprocessing's exit
     handler (which terminates, then joins them) for ever: a finished run that never exits."""
-    inner = getattr(loader, "loader", None)  # a DeviceDecoder's
-    if inner is not None:
-        close_loader(inner)
-    iterator = getattr(loader, "_iterator", None)
+    iterator = getattr(loader, "_iterator", None)  # a DeviceDecoder forwards it
     shutdown = getattr(iterator, "_shutdown_workers", None)
     if shutdown is not None:
         shutdown()

@@ -4,12 +4,13 @@ cannot be read; image files found from paths, folders and globs."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
 import stat
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -70,6 +71,25 @@ def decode_image(
     Raises :class:`DataError` starting with ``name`` for anything that is not a readable image
     of at most ``max_pixels`` pixels.
     """
+    with _opened(source, name, max_pixels) as img:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return to_rgb(img)
+
+
+def check_header(
+    source: str | os.PathLike[str] | BinaryIO, name: str, max_pixels: int = MAX_IMAGE_PIXELS
+) -> None:
+    """Raise what :func:`decode_image` would for what the header shows (not an image, over the
+    pixel limit), decoding no pixel: a loader worker's check with ``--decode gpu``."""
+    with _opened(source, name, max_pixels):
+        pass
+
+
+@contextlib.contextmanager
+def _opened(source, name: str, max_pixels: int) -> Iterator[Image.Image]:
+    """The image opened (header read, size checked); every failure inside, decoding included,
+    as a one-line :class:`DataError` naming ``name``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -79,9 +99,7 @@ def decode_image(
                         f"{name}: {img.width}x{img.height} pixels is over the limit of "
                         f"{max_pixels:,} (a decompression bomb?); skip or shrink it"
                     )
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                return to_rgb(img)
+                yield img
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:

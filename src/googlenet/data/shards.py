@@ -435,8 +435,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         index = int(key) if str(key).isdigit() else zlib.crc32(str(key).encode())
         seed = augment_seed(self.seed, self.epoch, index)
         if self.train and hasattr(self.transform, "encode"):  # decoded on the device
-            encoded = self.transform.encode(sample[ext], seed, name)
-            return encoded if isinstance(encoded, Skipped) else (encoded, label)
+            return self.transform.encode(sample[ext], seed, name, label)
         try:
             img = decode_image(io.BytesIO(sample[ext]), name)
         except DataError as err:
