@@ -200,6 +200,26 @@ def _add_machine(p: argparse.ArgumentParser, D) -> None:
         "cpu when training on a CPU), device (the gpu path on any device)",
     )
     p.add_argument("--seed", type=int, default=D.seed, help="random seed (data order, init)")
+    p.add_argument(
+        "--threads",
+        type=_threads,
+        default=D.threads,
+        metavar="N|auto",
+        help="CPU threads of the computation, recorded and reused by --resume (default: "
+        "OMP_NUM_THREADS or every usable CPU, whatever the load, so the same weights; auto: the "
+        "CPUs idle now, faster on a busy machine but load-dependent)",
+    )
+    p.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=D.deterministic,
+        help="torch's deterministic algorithms (cuDNN's and cuBLAS's on CUDA): two runs of one "
+        "command give the same weights on any device; slower on CUDA (docs/reproducibility.md)",
+    )
+
+
+def _threads(text: str) -> int | str:
+    return "auto" if text == "auto" else positive_int(text)
 
 
 def given_flags(argv: list[str] | None, command: str) -> set[str] | None:

@@ -112,8 +112,14 @@ def idle_cpus(interval: float = 0.25, stat: Path = Path("/proc/stat")) -> float 
     return cpus * (idle1 - idle0) / max(total1 - total0, 1)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask, else ``os.cpu_count()``."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return available or os.cpu_count() or 1
+
+
 def cpu_threads(available: int, idle: float | None) -> int:
-    """Threads for CPU training: the usable CPUs that are idle now, at least one.
+    """Threads for ``--threads auto``: the usable CPUs that are idle now, at least one.
 
     Why not all of them: the OpenMP threads of every layer wait for each other at its end, and
     one thread sharing a core with another busy process makes the others spin until the
@@ -125,21 +131,46 @@ def cpu_threads(available: int, idle: float | None) -> int:
     return max(1, min(available, int(idle + 0.5)))
 
 
-def configure_cpu_threads(log: logging.Logger | None = None) -> int | None:
-    """Set torch's thread count to :func:`cpu_threads` unless the user chose it (OMP_NUM_THREADS);
-    returns the count set, None if left alone."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    available = available or os.cpu_count() or 1
-    threads = cpu_threads(available, idle_cpus())
-    torch.set_num_threads(threads)
-    if log is not None and threads < available:
-        log.info(
-            "%d of %d CPUs are busy with other processes: computing on %d thread(s) "
-            "(OMP_NUM_THREADS chooses)",
-            available - threads,
+def training_threads(threads: int | str | None, log: logging.Logger | None = None) -> int:
+    """The thread count a training run computes on, fixed before its first step and recorded.
+
+    ``threads`` is ``--threads``: a number; None (the default) for a count that does not depend on
+    the machine's load: ``OMP_NUM_THREADS`` when set, else every usable CPU; ``auto`` for the
+    CPUs idle now (:func:`cpu_threads`: faster on a busy machine, but another load gives another
+    count, and another count sums floats in another order, so other weights). The default also
+    samples the load, only to warn: with CPUs busy it is several times slower than ``auto``.
+    """
+    if threads is not None and threads != "auto":
+        return int(threads)
+    available = usable_cpus()
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    fit = cpu_threads(available, idle_cpus())
+    if threads == "auto":
+        return fit
+    if log is not None and fit < available:
+        log.warning(
+            "%d of %d CPUs are busy with other processes: this run computes on %d threads, so "
+            "that its weights do not depend on the load, and may run several times slower; "
+            "--threads %d (or auto) is faster now, but gives other weights than --threads %d",
+            available - fit,
             available,
-            threads,
+            available,
+            fit,
+            available,
         )
-    return threads
+    return available
+
+
+def set_deterministic(device: torch.device, on: bool = True) -> None:
+    """``--deterministic``: torch's deterministic algorithms (an op that has none stops the run
+    with an error rather than vary), and on CUDA what they need besides: cuBLAS's fixed
+    workspace (``CUBLAS_WORKSPACE_CONFIG``, read when cuBLAS starts: set before the first
+    matmul), cuDNN's deterministic kernels and no benchmarking (which picks kernels by timing,
+    so by the machine's load). The thread count is fixed by :func:`training_threads`."""
+    if on and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
+    if on:
+        torch.backends.cudnn.benchmark = False

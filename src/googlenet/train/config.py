@@ -76,6 +76,12 @@ class TrainConfig:
     # path on whatever device trains, a CPU included: the same code, for tests)
     decode: str = "cpu"
     device: str | None = None  # default cuda if available
+    # What decides the order of float sums, so the weights' last bits (docs/reproducibility.md):
+    # recorded resolved (a count, bf16/none, cpu/cuda) in config.json and the checkpoint, and
+    # reused by --resume. threads: None = OMP_NUM_THREADS or every usable CPU, whatever the
+    # load; "auto" = the CPUs idle at the start (faster on a busy machine, load-dependent).
+    threads: int | str | None = None
+    deterministic: bool = False  # torch's deterministic algorithms; cuDNN/cuBLAS's on CUDA
     seed: int = 0
     resume: str | None = None  # a checkpoint, or "auto": <output_dir>/last.pt if it exists
     save_every: int = 0  # also write last.pt every N steps (0: at the end of each epoch only)
@@ -131,6 +137,14 @@ class TrainConfig:
                 problems.append(f"--{name} must be finite numbers, got {values}")
         if not 0 <= self.seed < 2**63:
             problems.append(f"--seed must be in [0, 2**63), got {self.seed}")
+        fixed = isinstance(self.threads, int) and self.threads > 0
+        if not (fixed or self.threads in (None, "auto")):
+            problems.append(f"--threads must be a positive number or auto, got {self.threads!r}")
+        if self.deterministic and self.threads == "auto":
+            problems.append(
+                "--deterministic fixes the thread count: --threads auto would take it from the "
+                "machine's load; give --threads N or leave it out"
+            )
         if self.save_every < 0:
             problems.append(f"--save-every must be 0 or more, got {self.save_every}")
         if problems:

@@ -25,7 +25,7 @@ from .. import data, faults
 from ..errors import ConfigError, DataError, GoogLeNetError
 from ..model import GoogLeNet
 from ..runtime import distributed
-from ..runtime.device import configure_cpu_threads, resolve_amp
+from ..runtime.device import resolve_amp, set_deterministic, training_threads
 from ..runtime.distributed import Dist
 from ..runtime.evaluation import evaluate
 from ..runtime.training import TrainStep, prepare_for_training
@@ -72,7 +72,7 @@ class Loop:
 def make_loop(cfg: TrainConfig, raw: GoogLeNet, d: Dist, steps_per_epoch: int) -> Loop:
     """Prepare the model for the training step (channels_last, merged 1x1s, torch.compile), wrap
     it for torchrun (DDP) and build what trains it: optimizer, grad scaler, loss, Polyak average."""
-    _configure_backends(d.device)
+    _configure_backends(d.device, cfg)
     amp = resolve_amp(cfg.amp, d.device)
     model = prepare_for_training(raw, channels_last=cfg.channels_last, merge_1x1=cfg.merge_1x1)
     model = _compiled(model, cfg.compile) if cfg.compile else model
@@ -419,10 +419,14 @@ def _compiled(model: nn.Module, backend: str) -> nn.Module:
         ) from None
 
 
-def _configure_backends(device: torch.device) -> None:
-    if device.type == "cpu":
-        configure_cpu_threads(log)
+def _configure_backends(device: torch.device, cfg: TrainConfig) -> None:
+    """What decides the order of the float sums besides the model: the thread count (recorded in
+    the run's configuration by :func:`fix_float_order`; else chosen here), ``--deterministic``,
+    and on CUDA without it cuDNN's benchmarking and TF32 (fast, but kernels picked by timing)."""
+    threads = cfg.threads if isinstance(cfg.threads, int) else training_threads(cfg.threads, log)
+    torch.set_num_threads(threads)
+    set_deterministic(device, cfg.deterministic)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not cfg.deterministic
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

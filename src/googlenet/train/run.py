@@ -6,6 +6,7 @@ what can go wrong (out of memory, a peer that died) into one-line errors.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ..fileio import atomic_write_text, output_lock, remove_stale_temporaries
 from ..metrics import MetricsLog, plot_curves
 from ..model import GoogLeNetConfig
 from ..runtime import distributed
+from ..runtime.device import resolve_amp, training_threads
 from ..runtime.distributed import Dist
 from ..weights import save_weights
 from .checkpoint import (
@@ -32,8 +34,9 @@ from .checkpoint import (
     save_epoch_files,
     unwrap,
 )
-from .config import TrainConfig
+from .config import TrainConfig, plain
 from .loop import (
+    AMP_NAMES,
     EpochProgress,
     Loop,
     _agree,
@@ -77,6 +80,12 @@ def _train_here(
     except RuntimeError as err:
         if "can't allocate memory" in str(err) or "out of memory" in str(err):
             raise GoogLeNetError(_oom_message(cfg, d)) from err
+        if "does not have a deterministic implementation" in str(err):
+            op = str(err).split()[0]
+            raise GoogLeNetError(
+                f"--deterministic: {op} has no deterministic implementation on {d.device}; "
+                "train without --deterministic, or on another device or preset"
+            ) from err
         if d.enabled and is_peer_failure(err):
             failed = GoogLeNetError(
                 f"process {d.rank} of {d.world} stopped: another process of the job failed or "
@@ -150,6 +159,7 @@ def _set_up(cfg: TrainConfig, d: Dist, given: set[str] | None) -> Run:
     if saved is not None and given is not None:
         with checkpoint_errors(resume):
             cfg = cfg.merge_resumed(saved, given)
+    cfg = fix_float_order(cfg, d, saved, given)
     if not cfg.data:
         raise ConfigError(f"nothing to resume in {out} (no last.pt): give --data DIR to start")
     train_dir, val_dir, classes = data_shards.resolve(cfg.data, cfg.val)  # shards or folders
@@ -176,6 +186,47 @@ def _set_up(cfg: TrainConfig, d: Dist, given: set[str] | None) -> Run:
     if d.is_main:
         _open_run_dir(out, loop.cfg, mc, loop, train_set, val_set)
     return run
+
+
+FLOAT_ORDER = ("device", "amp", "threads", "deterministic", "channels_last", "merge_1x1", "compile")
+
+
+def fix_float_order(
+    cfg: TrainConfig, d: Dist, saved: dict[str, Any] | None, given: set[str] | None
+) -> TrainConfig:
+    """``cfg`` with what decides the order of the float sums resolved, as the run records it
+    (config.json, the checkpoint's arguments) and ``--resume`` reuses it: the device's type
+    (cpu, cuda, mps), the autocast dtype (bf16, fp16 or none rather than auto) and the thread
+    count (:func:`~googlenet.runtime.device.training_threads`).
+
+    A resumed run whose device this machine's ``--device auto`` would change stops, asking for
+    ``--device``; a float-order flag given anew is applied with a warning: the run then goes on,
+    but its weights no longer match an unbroken run's bit for bit.
+    """
+    device = cfg.device if cfg.device not in (None, "auto") else d.device.type
+    if saved and saved.get("device") and torch.device(saved["device"]).type != d.device.type:
+        if given is not None and "device" not in given:
+            raise ConfigError(
+                f"the run trained on {saved['device']}, but --device auto picks {d.device} here: "
+                f"give --device {torch.device(saved['device']).type} to go on as it ran, or "
+                f"--device {d.device.type} to move it (its weights then differ from an unbroken "
+                "run's in the last bits)"
+            )
+    amp = AMP_NAMES.get(resolve_amp(cfg.amp, d.device), "none")  # type: ignore[arg-type]
+    fixed = dataclasses.replace(
+        cfg, device=device, amp=amp, threads=training_threads(cfg.threads, log)
+    )
+    for name in FLOAT_ORDER if saved and given else ():
+        old, new = saved.get(name), getattr(fixed, name)
+        if name in given and old is not None and plain(old) != plain(new):
+            log.warning(
+                "--%s %s differs from the run's %s: it goes on, but its weights will differ "
+                "from an unbroken run's in the last bits",
+                name.replace("_", "-"),
+                new,
+                old,
+            )
+    return fixed
 
 
 def _extend(loop: Loop, saved: dict[str, Any], step: int) -> None:
@@ -461,6 +512,8 @@ def _describe_step(loop: Loop) -> str:
     parts += ["channels_last"] if cfg.channels_last else []
     parts += ["merged 1x1s"] if cfg.merge_1x1 else []
     parts += [f"torch.compile {cfg.compile}"] if cfg.compile else []
+    parts += [f"{cfg.threads} thread(s)"] if loop.dist.device.type == "cpu" else []
+    parts += ["deterministic"] if cfg.deterministic else []
     return ", ".join(parts)
 
 
