@@ -9,6 +9,11 @@ preset, classes, training data and metrics when the run's files are given).
 
 ``huggingface_hub`` is the optional ``hub`` extra, imported on first use: this module imports
 nothing heavy, so that :class:`HubMixin` can be a base of :class:`~googlenet.GoogLeNet`.
+
+It imports nothing of the package above the ground either: the model file is written and read by
+:mod:`googlenet.weights`, which builds models (so imports ``model``, whose base class is here) and
+hands its writer and reader to this module when it is imported (:func:`register_files`). Every
+import runs down: ``weights -> model -> hub``, and ``weights -> hub``.
 """
 
 from __future__ import annotations
@@ -17,17 +22,45 @@ import csv
 import functools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, TypeVar
 
-from .errors import WeightsError, require
+from .errors import GoogLeNetError, WeightsError, require
+from .fileio import atomic_write_text
 
-if TYPE_CHECKING:
-    from .model import GoogLeNet
+# A googlenet.GoogLeNet: it derives from HubMixin, so it cannot be imported here, not even for
+# the type checker (that import would be an arrow back up too).
+Model = Any
+M = TypeVar("M")
 
 WEIGHTS_NAME = "model.safetensors"
 REPO_URL = "https://github.com/googlenet/googlenet"  # the project's home, shown on model cards
 PAPER_URL = "https://arxiv.org/abs/1409.4842"
+
+
+class ModelFiles(NamedTuple):
+    """How a model becomes ``model.safetensors`` and back: :func:`googlenet.save_weights`
+    (``save(model, path)``) and :func:`googlenet.load` (``load(path, **kwargs)``)."""
+
+    save: Callable[[Model, Path], None]
+    load: Callable[..., Model]
+
+
+_files: list[ModelFiles] = []
+
+
+def register_files(save: Callable[[Model, Path], None], load: Callable[..., Model]) -> None:
+    """Called by :mod:`googlenet.weights` on import (which ``import googlenet`` does): the writer
+    and reader of model files the Hub methods use. Given rather than imported, so that no import
+    runs back up from this module (see the module docstring)."""
+    _files[:] = [ModelFiles(save, load)]
+
+
+def _model_files() -> ModelFiles:
+    if not _files:  # googlenet/__init__ imports googlenet.weights: only a broken install
+        raise GoogLeNetError("googlenet.weights was not imported: import googlenet first")
+    return _files[0]
 
 
 def _require_hub() -> Any:
@@ -52,14 +85,11 @@ def _hub_class() -> type:
         tags=["googlenet", "inception-v1", "image-classification"],
         license="bsd-3-clause",
     ):
-        def __init__(self, model: GoogLeNet, run_dir: Path | None = None) -> None:
+        def __init__(self, model: Model, run_dir: Path | None = None) -> None:
             self.model, self.run_dir = model, run_dir
 
         def _save_pretrained(self, save_directory: Path) -> None:
-            from .fileio import atomic_write_text
-            from .weights import save_weights
-
-            save_weights(self.model, save_directory / WEIGHTS_NAME)
+            _model_files().save(self.model, save_directory / WEIGHTS_NAME)
             config = self.model.config.to_dict()
             atomic_write_text(save_directory / "config.json", json.dumps(config, indent=2) + "\n")
             atomic_write_text(save_directory / "README.md", model_card(self.model, self.run_dir))
@@ -68,8 +98,6 @@ def _hub_class() -> type:
         def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: Any,
                              force_download: bool, local_files_only: bool, token: Any,
                              **model_kwargs: Any) -> GoogLeNetHub:  # fmt: skip
-            from .weights import load
-
             model_kwargs.pop("config", None)  # config.json: ours lives in the safetensors file
             if Path(model_id).is_dir():
                 path = Path(model_id) / WEIGHTS_NAME
@@ -81,7 +109,7 @@ def _hub_class() -> type:
                     cache_dir=cache_dir, force_download=force_download,
                     local_files_only=local_files_only, token=token,
                 )  # fmt: skip
-            return cls(load(path, **model_kwargs))
+            return cls(_model_files().load(path, **model_kwargs))
 
     return GoogLeNetHub
 
@@ -113,14 +141,14 @@ class HubMixin:
         return wrapper.push_to_hub(repo_id, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, model_id: str | os.PathLike[str], **kwargs: Any) -> GoogLeNet:
+    def from_pretrained(cls: type[M], model_id: str | os.PathLike[str], **kwargs: Any) -> M:
         """The model saved in a local folder or a Hub repository (``user/name``); ``kwargs`` go
         to :func:`googlenet.load` (``num_classes=``, ``aux_logits=``...) or to the download
         (``revision=``, ``token=``, ``cache_dir=``...)."""
         return from_pretrained(model_id, **kwargs)
 
 
-def from_pretrained(model_id: str | os.PathLike[str], **kwargs: Any) -> GoogLeNet:
+def from_pretrained(model_id: str | os.PathLike[str], **kwargs: Any) -> Model:
     """``googlenet.from_pretrained``: see :meth:`HubMixin.from_pretrained`."""
     return _hub_class().from_pretrained(str(model_id), **kwargs).model
 
@@ -130,7 +158,7 @@ def from_pretrained(model_id: str | os.PathLike[str], **kwargs: Any) -> GoogLeNe
 # ---------------------------------------------------------------------------------------------
 
 
-def model_card(model: GoogLeNet, run_dir: Path | None = None) -> str:
+def model_card(model: Model, run_dir: Path | None = None) -> str:
     """The README.md of a saved model: Hub metadata, the model, its classes, how it was trained
     and its metrics (from ``run_dir``'s ``config.json`` and ``metrics.csv`` when there)."""
     c = model.config

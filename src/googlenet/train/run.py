@@ -128,7 +128,7 @@ def _run(run: Run, d: Dist, stop: StopSignals) -> dict[str, Any]:
     metrics = MetricsLog(run.out, run.rows or []) if d.is_main else None
     loop.stop = stop
     if _agree(loop, True, [])[0] and run.start_epoch < cfg.epochs:  # a signal during the set-up
-        raise interrupted(loop, early=True)
+        raise interrupted(loop.stop, loop.saved, early=True)
     skipped: set[str] = set()
     for epoch in range(run.start_epoch, cfg.epochs):
         _one_epoch(run, epoch, metrics, skipped)
@@ -292,7 +292,7 @@ def _one_epoch(run: Run, epoch: int, metrics: MetricsLog | None, skipped: set[st
     start = run.progress if epoch == run.start_epoch else None
     stats = train_one_epoch(loop, run.train_loader, epoch, skipped, start, save_part)
     if stats is None:
-        raise interrupted(loop)
+        raise interrupted(loop.stop, loop.saved)
     row = {"epoch": epoch + 1, "step": loop.step, **stats}
     if run.val_loader is not None:
         row |= validate(loop.raw, run.val_loader, loop, "val", skipped)
@@ -310,7 +310,7 @@ def _one_epoch(run: Run, epoch: int, metrics: MetricsLog | None, skipped: set[st
     _on_rank0(loop, save_epoch)
     loop.saved = f"{last} (the end of epoch {epoch + 1}, step {loop.step})"
     if _agree(loop, True, [])[0] and epoch + 1 < cfg.epochs:
-        raise interrupted(loop)
+        raise interrupted(loop.stop, loop.saved)
 
 
 def _on_rank0(loop: Loop, write) -> None:

@@ -12,14 +12,11 @@ import os
 import re
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from ..errors import Interrupted, first_line
-
-if TYPE_CHECKING:
-    from .loop import Loop
 
 
 class StopSignals:
@@ -63,18 +60,17 @@ class StopSignals:
             )
 
 
-def interrupted(loop: Loop, early: bool = False) -> Interrupted:
-    """The error that ends a run stopped by a signal, its checkpoint written (``loop.saved``)."""
-    stop = loop.stop
+def interrupted(stop: StopSignals | None, saved: str, early: bool = False) -> Interrupted:
+    """The error that ends a run stopped by a signal, its checkpoint ``saved`` written. Takes the
+    loop's two fields, not the loop: the loop holds a :class:`StopSignals`, so this module stays
+    below it."""
     signum = stop.signum if stop is not None and stop.signum else signal.SIGINT
     if stop is not None:
         stop.finished = True
     name = signal.Signals(signum).name
     if early:
         return Interrupted(f"stopped by {name} before training began: nothing new to save", signum)
-    return Interrupted(
-        f"stopped by {name}: saved {loop.saved}; continue with --resume auto", signum
-    )
+    return Interrupted(f"stopped by {name}: saved {saved}; continue with --resume auto", signum)
 
 
 def is_peer_failure(err: RuntimeError) -> bool:

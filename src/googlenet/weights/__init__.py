@@ -28,6 +28,7 @@ from safetensors.torch import save_file
 
 from ..errors import ConfigError, GoogLeNetError, WeightsError, first_line
 from ..fileio import atomic_save
+from ..hub import register_files
 from ..model import GoogLeNet, GoogLeNetConfig, preset_config
 from .caffe import load_caffemodel, looks_like_caffemodel
 
@@ -403,3 +404,7 @@ def describe_archive(path: str | os.PathLike[str]) -> str | None:
     if any(n.endswith("/archive_format") for n in names):
         return "ExportedProgram"
     return None
+
+
+# The Hub methods of GoogLeNet (googlenet.hub.HubMixin) write and read model files with these.
+register_files(save_weights, load)
