@@ -6,8 +6,9 @@
 
 The paper preset at the demo's 32 px and batch 32, through ``TrainStep`` (the step ``googlenet
 train`` runs), channels_last and merged 1x1s, fp32 and bf16 autocast alternating round by round;
-prints the median ms per step. Run it while another process keeps a core busy to see why
-training computes on the idle CPUs only (BENCHMARKS.md, "What googlenet train runs by default").
+prints the median ms per step. Run it while another process keeps a core busy to see what
+``googlenet train --threads auto`` gains there, and what the fixed default (every usable CPU, the
+same weights whatever the load) costs (docs/reproducibility.md).
 """
 
 from __future__ import annotations

@@ -16,8 +16,11 @@ module:
 
 Determinism: the model is built from ``seed``; each image's augmentation is seeded by
 (seed, epoch, image) (:class:`~googlenet.data.TrainSampler`); dropout draws from the torch RNG
-seeded with ``seed + rank``, whose state every checkpoint keeps per rank. So a resumed run
-continues the unbroken one exactly (bitwise on CPU, on the same training step), and N processes
+seeded with ``seed + rank``, whose state every checkpoint keeps per rank; what decides the order
+of the float sums (device, autocast dtype, thread count, ``--deterministic``) is resolved before
+the first step, recorded and reused by ``--resume`` (``run.fix_float_order``). So the same command
+gives the same weights whatever the machine's load, a resumed run continues the unbroken one
+exactly (bitwise on CPU; on CUDA with ``--deterministic``), and N processes
 with batch B/N match one with batch B (up to float summation order).
 """
 
