@@ -144,8 +144,8 @@ def test_poly_schedule_is_caffes():
 
 
 def test_cpu_threads_are_the_idle_cpus(tmp_path, monkeypatch):
-    """Training computes on the CPUs that are idle (another process's core is left to it), and a
-    machine whose load cannot be read keeps every CPU."""
+    """``--threads auto`` computes on the CPUs that are idle (another process's core is left to
+    it), and a machine whose load cannot be read keeps every CPU."""
     from googlenet.runtime import device
 
     assert device.cpu_threads(2, 2.0) == 2
