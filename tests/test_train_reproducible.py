@@ -139,3 +139,21 @@ def test_deterministic_sets_cuda_flags(monkeypatch):
     finally:
         device.set_deterministic(torch.device("cpu"), before[0])
         torch.backends.cudnn.benchmark = before[1]
+
+
+def test_the_flags_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    from googlenet import cli
+
+    monkeypatch.chdir(tmp_path)
+    for args, says in [
+        (["--threads", "0"], "--threads"),
+        (["--threads", "many"], "--threads"),
+        (["--threads", "auto", "--deterministic"], "--deterministic fixes the thread count"),
+    ]:
+        try:
+            code = cli.main(["train", "--data", "nowhere", *args])
+        except SystemExit as exit:  # argparse's own errors
+            code = exit.code
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err, err
+        assert says in err.strip().splitlines()[-1], err
