@@ -138,17 +138,20 @@ def training_threads(threads: int | str | None, log: logging.Logger | None = Non
     the machine's load: ``OMP_NUM_THREADS`` when set, else every usable CPU; ``auto`` for the
     CPUs idle now (:func:`cpu_threads`: faster on a busy machine, but another load gives another
     count, and another count sums floats in another order, so other weights). The default also
-    samples the load, only to warn: with CPUs busy it is several times slower than ``auto``.
+    samples the load, only to warn on ``log`` (given where the CPUs compute the step): with CPUs
+    busy it is several times slower than ``auto``.
     """
     if threads is not None and threads != "auto":
         return int(threads)
     available = usable_cpus()
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
+    if threads is None and log is None:
+        return available
     fit = cpu_threads(available, idle_cpus())
     if threads == "auto":
         return fit
-    if log is not None and fit < available:
+    if fit < available and log is not None:
         log.warning(
             "%d of %d CPUs are busy with other processes: this run computes on %d threads, so "
             "that its weights do not depend on the load, and may run several times slower; "

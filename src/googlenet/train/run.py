@@ -213,9 +213,8 @@ def fix_float_order(
                 "run's in the last bits)"
             )
     amp = AMP_NAMES.get(resolve_amp(cfg.amp, d.device), "none")  # type: ignore[arg-type]
-    fixed = dataclasses.replace(
-        cfg, device=device, amp=amp, threads=training_threads(cfg.threads, log)
-    )
+    threads = training_threads(cfg.threads, log if d.device.type == "cpu" else None)
+    fixed = dataclasses.replace(cfg, device=device, amp=amp, threads=threads)
     for name in FLOAT_ORDER if saved and given else ():
         old, new = saved.get(name), getattr(fixed, name)
         if name in given and old is not None and plain(old) != plain(new):
