@@ -157,3 +157,26 @@ def test_the_flags_are_one_line_errors(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err
         assert code == 2 and "Traceback" not in err, err
         assert says in err.strip().splitlines()[-1], err
+
+
+def test_a_resume_keeps_the_runs_device_and_warns_of_a_new_float_order(machine, caplog):
+    """What a resume does with the recorded settings: a device that --device auto would change
+    stops it (one line asking for --device); a thread count given anew is applied, with a
+    warning that the run's weights will no longer be the unbroken run's."""
+    from googlenet.runtime.distributed import Dist
+    from googlenet.train.run import fix_float_order
+
+    machine(IDLE)
+    cfg = TrainConfig(data="d", amp="none")
+    saved = {"device": "cuda", "threads": 2, "amp": "none"}
+    with pytest.raises(ConfigError, match="give --device cuda to go on as it ran, or --device cpu"):
+        fix_float_order(cfg, Dist(), saved, {"resume"})
+    moved = fix_float_order(cfg, Dist(), saved, {"resume", "device"})
+    assert (moved.device, moved.threads, moved.amp) == ("cpu", 2, "none")
+    assert "--device cpu differs from the run's cuda" in caplog.text
+    caplog.clear()
+    fewer = fix_float_order(
+        TrainConfig(data="d", amp="none", threads=1), Dist(), saved | {"device": "cpu"}, {"threads"}
+    )
+    assert fewer.threads == 1
+    assert "--threads 1 differs from the run's 2" in caplog.text
