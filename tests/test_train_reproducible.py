@@ -60,7 +60,7 @@ def _equal(a: dict, b: dict) -> bool:
 
 @pytest.mark.slow
 def test_the_same_command_gives_the_same_weights_under_another_load(tmp_path, machine):
-    make_dataset(tmp_path / "data")
+    make_dataset(tmp_path / "data", train=2, val=1)
     machine(IDLE)
     idle = _train(tmp_path, "idle")
     machine(BUSY)
@@ -76,25 +76,25 @@ def test_the_same_command_gives_the_same_weights_under_another_load(tmp_path, ma
 
 @pytest.mark.slow
 def test_a_resume_after_the_load_changed_ends_as_the_unbroken_run(tmp_path, machine):
-    make_dataset(tmp_path / "data")
-    machine(IDLE)
+    make_dataset(tmp_path / "data", train=2, val=1)
+    machine(BUSY)
     step = {"schedule": "step", "lr_step_size": 1.0, "lr_gamma": 0.5}  # the same at any length
-    unbroken = _train(tmp_path, "a", epochs=2, threads="auto", **step)  # 2 threads while idle
+    unbroken = _train(tmp_path, "a", epochs=2, threads="auto", **step)  # 1 thread while busy
     _train(tmp_path, "b", epochs=1, threads="auto", **step)
-    machine(BUSY)  # --threads auto would now pick 1: the run's recorded 2 is reused
+    machine(IDLE)  # --threads auto would now pick 2: the run's recorded 1 is reused
     given = {"resume", "output_dir", "epochs"}
     resumed = _train(tmp_path, "b", epochs=2, resume="auto", given=given, **step)
-    assert _args(tmp_path / "b")["threads"] == 2
+    assert _args(tmp_path / "b")["threads"] == 1
     assert _equal(unbroken, resumed)
     config = _args(tmp_path / "b")
     assert (config["device"], config["amp"]) == ("cpu", "none")
-    _train(tmp_path, "c", amp="auto")  # recorded as what it resolved to on this machine
+    _train(tmp_path, "c", amp="auto", threads=1)  # recorded as what it resolved to on this machine
     assert _args(tmp_path / "c")["amp"] == ("none" if device.amp_dtype("cpu") is None else "bf16")
 
 
 @pytest.mark.slow
 def test_deterministic_runs_agree_and_say_so(tmp_path, machine):
-    make_dataset(tmp_path / "data")
+    make_dataset(tmp_path / "data", train=2, val=1)
     machine(IDLE)
     one = _train(tmp_path, "one", deterministic=True, threads=1)
     assert torch.are_deterministic_algorithms_enabled()
