@@ -376,3 +376,22 @@ def test_torchvision_initialization(torchvision_model):
     assert torch.all(m.fc.bias == 0)
     bn = m.conv1.bn
     assert torch.all(bn.weight == 1) and torch.all(bn.bias == 0) and bn.eps == 1e-3
+
+
+def test_caffe_rates_per_parameter(paper_model, torchvision_model):
+    """train_val:50-55: weights lr_mult 1 decay_mult 1, biases lr_mult 2 decay_mult 0; the
+    torchvision preset: one rate (its reference script); normalization parameters undecayed."""
+    from googlenet.train import build_optimizer
+
+    cfg = TrainConfig(data="d")
+    for model, bias_mult in ((paper_model, 2.0), (torchvision_model, 1.0)):
+        groups = build_optimizer(model, cfg).param_groups
+        kinds = {}
+        for group in groups:
+            for p in group["params"]:
+                kind = "weight" if p.dim() > 1 else "vector"
+                kinds.setdefault(kind, set()).add((group["lr_mult"], group["weight_decay"]))
+        preset = model.config.preset
+        assert kinds["weight"] == {(1.0, 2e-4)}, f"{preset} weights: (lr_mult, decay) {kinds}"
+        want = {(bias_mult, 0.0)} if preset == "paper" else {(1.0, 0.0)}
+        assert kinds["vector"] == want, f"{preset} biases/norms: (lr_mult, decay) {kinds}"
