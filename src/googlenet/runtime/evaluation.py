@@ -81,7 +81,6 @@ class EvalCounts:
         )
 
 
-@torch.no_grad()
 class Batches(Protocol):
     """What :func:`evaluate` reads: a DataLoader, or a wrapper that shows progress, over a
     dataset with ``classes`` (an image folder or a shard set)."""
@@ -91,6 +90,7 @@ class Batches(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
+@torch.no_grad()
 def evaluate(
     models: Sequence[Callable[[Tensor], Tensor]],
     loader: Batches,
