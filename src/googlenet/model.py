@@ -245,7 +245,8 @@ class InceptionSpec:
         return self.c1x1 + self.c3x3 + self.c5x5 + self.pool_proj
 
 
-# Table 1 of the paper: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
+#: Table 1 of the paper, one ``InceptionSpec`` per Inception module: its name, input channels,
+#: then #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 TABLE1: tuple[InceptionSpec, ...] = (
     InceptionSpec("inception3a", 192, 64, 96, 128, 16, 32, 32),
     InceptionSpec("inception3b", 256, 128, 128, 192, 32, 96, 64),
@@ -678,6 +679,9 @@ def torchvision_port() -> dict:
     }
 
 
+#: The named configurations :func:`create_model` and :func:`preset_config` take: ``paper``
+#: (Table 1 and BVLC's Caffe model), ``paper-bn`` (BatchNorm in place of LRN), ``torchvision``
+#: (state-dict compatible with torchvision's port); each maps to its fields' function.
 PRESETS: dict[str, Callable[[], dict]] = {
     "paper": paper,
     "paper-bn": paper_bn,
