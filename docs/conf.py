@@ -51,7 +51,7 @@ add_module_names = False
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(?!googlenet\b).*"),  # torch.*, PIL.*, numpy, pathlib, typing, ...
-    (r"py:.*", r"googlenet\.(?!(%s)\b).*" % "|".join(googlenet.__all__)),  # internals
+    (r"py:.*", r"googlenet\.(?!(" + "|".join(googlenet.__all__) + r")\b).*"),  # internals
 ]
 
 
@@ -87,7 +87,7 @@ def _api_page(app) -> None:
             doc = _doc_comment(name)
             if not doc:
                 log.warning("googlenet.%s is public but has no #: doc comment", name)
-            lines += [f".. data:: googlenet.{name}", ""]
+            lines += [f".. data:: {name}", ""]  # in the current module: googlenet
             lines += [f"   {line}" for line in doc] + [""]
             continue
         if not (obj.__doc__ or "").strip():

@@ -21,11 +21,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.serve import free_port
 from PIL import Image
 from sybil import Example, Sybil
 from sybil.parsers.myst import CodeBlockParser
-
-from helpers.serve import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -33,7 +32,11 @@ MARKER = re.compile(r"\A\s*# not run by the tests:(.*)")
 GENERATED = {DOCS / "api.md"}  # written by docs/conf.py at each build: no examples
 PAGES = [
     ROOT / "README.md",
-    *sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts and p not in GENERATED),
+    *sorted(
+        p
+        for p in DOCS.rglob("*.md")
+        if not {"_build", "_generated"} & set(p.parts) and p not in GENERATED
+    ),
 ]
 
 
@@ -104,8 +107,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 _picture(root / "photos" / split / name / f"{i}.png", colour, i)
     _picture(root / "cat.jpg", colours["cat"], 7)
     _picture(root / "dog.jpg", colours["dog"], 8)
-    cmd = [sys.executable, "-m", "googlenet", "train", "--data", "photos", "--epochs", "1",
-           "--input-size", "32", "-b", "4", "-j", "0", "--polyak", "--output-dir", "runs/photos"]  # fmt: skip
+    cmd = [sys.executable, "-m", "googlenet", "train", "--data", "photos", "--epochs", "1"]
+    cmd += ["--input-size", "32", "-b", "4", "-j", "0", "--polyak", "--output-dir", "runs/photos"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -168,15 +171,27 @@ def test_every_markdown_page_is_in_the_run() -> None:
 
 
 def test_the_readme_quotes_benchmarks_figures_verbatim() -> None:
-    """Each speed ratio (``4.30x``) and accuracy (``98.61%``) of the README's headline figures
-    is one BENCHMARKS.md states, so that the two cannot disagree."""
+    """Each speed ratio (``4.30x``) and accuracy (``98.61%``) of the README's headline figures,
+    and each measured ratio a page quotes, is one BENCHMARKS.md states, so that the two cannot
+    disagree (the pages include BENCHMARKS.md's tables rather than copy them)."""
+    benchmarks = (ROOT / "BENCHMARKS.md").read_text()
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Headline figures", 1)[1].split("\n## ", 1)[0]
     figures = re.findall(r"\d+(?:\.\d+)?(?:x|%)", section)
     assert len(figures) >= 3, section
-    benchmarks = (ROOT / "BENCHMARKS.md").read_text()
+    for page in PAGES:
+        figures += re.findall(r"\b\d+\.\d+x\b", page.read_text())
     missing = [f for f in figures if f not in benchmarks]
-    assert not missing, f"README figures not in BENCHMARKS.md: {missing}"
+    assert not missing, f"figures not in BENCHMARKS.md: {missing}"
+
+
+def test_the_readme_lists_every_subcommand_once() -> None:
+    """The README's table of subcommands is the parser's: a new one cannot be left out."""
+    from googlenet.cli import COMMANDS
+
+    readme = (ROOT / "README.md").read_text()
+    listed = re.findall(r"(?m)^\| `googlenet ([a-z-]+)` \|", readme)
+    assert sorted(listed) == sorted(COMMANDS)
 
 
 @pytest.mark.slow
