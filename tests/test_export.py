@@ -318,7 +318,7 @@ def test_cli_int8_needs_calibration_and_onnx(tmp_path, capsys):
         assert not (tmp_path / "x.onnx").exists()
 
 
-# -- the input contract, as docs/guide/export.md states it, outside the package --------------------------
+# -- the input contract, as docs/guide/export.md states it, outside the package ----------------
 
 # Run in a fresh interpreter: it may import torch and nothing else of ours.
 TORCHSCRIPT_ONLY = """
