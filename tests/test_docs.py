@@ -163,11 +163,17 @@ def test_every_example_of_the_page_runs(
         pytest.skip(f"every example of {page.name} needs what the tests lack: {skipped}")
 
 
-def test_every_markdown_page_is_in_the_run() -> None:
-    """No page escapes: the examples run over README.md and every page of docs/."""
-    assert ROOT / "README.md" in PAGES and DOCS / "index.md" in PAGES
+def test_every_python_and_shell_block_is_an_example() -> None:
+    """No example escapes the run: README.md and every page of docs/ are read, and each fenced
+    ``python``/``sh`` block of their text is one Sybil example (none hidden by the lexer)."""
+    assert ROOT / "README.md" in PAGES and DOCS / "guide" / "train.md" in PAGES
+    fence = re.compile(r"(?m)^```(python|sh)\s*$")
+    total = 0
     for page in PAGES:
-        assert list(SYBIL.parse(page)) is not None
+        found = len(fence.findall(page.read_text()))
+        assert len(list(SYBIL.parse(page))) == found, page
+        total += found
+    assert total >= 30  # the pages' examples, not an empty glob
 
 
 def test_the_readme_quotes_benchmarks_figures_verbatim() -> None:
