@@ -69,7 +69,7 @@ def _shell(example: Example) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,  # a block takes seconds; a server that never got ready must not hang the run
     )
     if proc.returncode != 0:
         raise AssertionError(

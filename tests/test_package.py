@@ -31,7 +31,7 @@ import googlenet
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "src" / "googlenet" / "serve" / "static"
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("package")]
+pytestmark = pytest.mark.xdist_group("package")
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
@@ -44,6 +44,17 @@ def _clean_env() -> dict[str, str]:
     """This environment minus what would make the fresh one import the source tree."""
     drop = {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}
     return {k: v for k, v in os.environ.items() if k not in drop} | {"OMP_NUM_THREADS": "1"}
+
+
+def test_the_version_is_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    """One source for the version: pyproject.toml, through the installed metadata."""
+    from googlenet.cli import main
+
+    assert googlenet.__version__ == metadata.version("googlenet")
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"googlenet {googlenet.__version__}"
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +86,7 @@ def venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where / "env"
 
 
+@pytest.mark.slow
 def test_sdist_and_wheel_pass_twine_check_and_carry_what_they_should(dist: Path) -> None:
     (wheel,) = dist.glob("googlenet-*.whl")
     (sdist,) = dist.glob("googlenet-*.tar.gz")
@@ -87,6 +99,7 @@ def test_sdist_and_wheel_pass_twine_check_and_carry_what_they_should(dist: Path)
     assert wheel.name.startswith(f"googlenet-{version}-")
 
 
+@pytest.mark.slow
 def test_the_installed_wheel_runs_version_summary_and_predict(venv: Path, tmp_path: Path) -> None:
     exe = venv / "bin" / "googlenet"
     env = _clean_env()
@@ -118,6 +131,7 @@ def test_the_installed_wheel_runs_version_summary_and_predict(venv: Path, tmp_pa
     assert {c["class"] for c in row["topk"]} == set(names)
 
 
+@pytest.mark.slow
 def test_the_installed_wheel_serves_its_page(venv: Path, tmp_path: Path) -> None:
     weights = tmp_path / "tiny.safetensors"
     googlenet.save_weights(
