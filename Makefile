@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-quick lint bench mutants clean
+.PHONY: demo test test-quick lint typecheck docs package bench mutants clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,27 @@ demo: $(STAMP)
 test: $(STAMP) $(BROWSER)
 	$(PY) -m ruff check src tests benchmarks
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
+	$(MAKE) docs
 	$(PY) -m pytest -n 2 --dist loadgroup
+
+# The type checker over src/ (configured in pyproject.toml, [tool.mypy]).
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+# The documentation site (docs/, Sphinx): warnings are errors (-W), every reference must resolve
+# (-n), so a broken link, a missing reference or an undocumented public name fails it. The
+# examples of its pages run in the test suite (tests/test_docs.py).
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
+# The sdist and the wheel, into dist/, and their metadata checked as PyPI would
+# (tests/test_package.py also installs the wheel into a fresh environment).
+package: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
 
 test-quick: $(STAMP) $(BROWSER)
 	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow"
@@ -51,4 +71,4 @@ mutants: $(STAMP)
 	$(VENV)/bin/mutmut results
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache mutants
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache mutants docs/_build docs/api.md

@@ -318,7 +318,7 @@ def test_cli_int8_needs_calibration_and_onnx(tmp_path, capsys):
         assert not (tmp_path / "x.onnx").exists()
 
 
-# -- the input contract, as the README states it, outside the package --------------------------
+# -- the input contract, as docs/guide/export.md states it, outside the package ----------------
 
 # Run in a fresh interpreter: it may import torch and nothing else of ours.
 TORCHSCRIPT_ONLY = """
@@ -334,7 +334,7 @@ print(json.loads(extra["googlenet.config.json"])["input_size"])
 
 
 def readme_preprocess(path: Path, config: dict) -> np.ndarray:
-    """The README's recipe with PIL and numpy only: RGB, the short side to 256 x S / 224
+    """The export page's recipe with PIL and numpy only: RGB, the short side to 256 x S / 224
     (bilinear), a center S x S crop, [0, 1], the stored mean and std; 1 x 3 x S x S float32."""
     s = config["input_size"]
     img = Image.open(path).convert("RGB")
@@ -358,7 +358,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def test_exported_files_work_outside_the_package_as_the_readme_says(tmp_path, capsys):
     """`googlenet export` (defaults: ONNX, any batch size) run by a bare ONNX Runtime session at
     batch 1 and 4, and the TorchScript file by a process that imports only torch, both fed the
-    README's preprocessing: the probabilities of `googlenet predict`. The pictures are exactly
+    export page's preprocessing: the probabilities of `googlenet predict`. The pictures are exactly
     the resize size (73 px for 64), so that PIL's and torchvision's resampling cannot differ."""
     model = tiny_model("paper", seed=6)
     weights = googlenet.save_weights(model, tmp_path / "m.safetensors")

@@ -7,6 +7,8 @@ predict and export it.
 >>> model = googlenet.load("googlenet-1378be20.pth")             # the same, from a file
 """
 
+from importlib import metadata as _metadata
+
 from .errors import ConfigError, DataError, GoogLeNetError, InputSizeError, WeightsError
 from .model import (
     PRESETS,
@@ -22,7 +24,10 @@ from .model import (
 from .weights import convert_torchvision_state_dict, load, save_weights
 from .weights.pretrained import create_model  # model.create_model, plus weights="imagenet"
 
-__version__ = "0.1.0"
+try:  # the installed distribution's version: one source, pyproject.toml's [project] version
+    __version__ = _metadata.version("googlenet")
+except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 # Inference imports torchvision's transforms (a second or more): loaded on first use, so that
 # `import googlenet` and `googlenet --help` stay fast.

@@ -125,7 +125,7 @@ def flop_counter_macs(module: nn.Module, x: torch.Tensor) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _patch(module: nn.Module, in_hw: tuple[int, int]) -> str | None:
+def _patch(module: nn.Module, in_hw: tuple[int, ...]) -> str | None:
     conv = module.conv if isinstance(module, ConvBlock) else module
     if isinstance(conv, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
         k, s = conv.kernel_size, conv.stride
@@ -335,7 +335,7 @@ def naive_vs_reduced(model: GoogLeNet, input_size: int = 224) -> list[dict[str, 
 
 def five_by_five_example(
     in_channels: int = 192, size: int = 28, filters: int = 32, reduce: int = 16
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """The source document's worked example: 5x5 filters on a 28x28x192 input, without and with
     a 1x1 reduction to 16 channels first (120.4M against 12.4M multiply-adds), measured."""
     x = torch.zeros(1, in_channels, size, size)

@@ -54,7 +54,7 @@ def write_digits(root: Path, seed: int = DEMO_SEED, limit: int | None = None) ->
     if limit is not None:
         images, targets = images[:limit], targets[:limit]
     rng = np.random.default_rng(seed)
-    split_of = {}
+    split_of: dict[int, str] = {}
     for digit in range(10):
         members = rng.permutation(np.flatnonzero(targets == digit))
         n_val = int(round(len(members) * VAL_FRACTION))

@@ -195,7 +195,7 @@ def _report(
         }
         for i, name in enumerate(classes)
     }
-    report = {
+    report: dict[str, Any] = {
         "top1": round(counts.top1, 4),
         "top5": round(counts.top5, 4) if top5 else None,
         "top1_error": round(100 - counts.top1, 4),

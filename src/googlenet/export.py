@@ -48,6 +48,7 @@ from torch import Tensor
 from .errors import ConfigError, GoogLeNetError, first_line, require
 from .fileio import atomic_save
 from .model import GoogLeNet, GoogLeNetConfig
+from .runtime.fuse import FusedGoogLeNet
 from .runtime.sessions import OnnxModel
 from .weights import CONFIG_KEY, FORMAT_VERSION
 
@@ -78,7 +79,7 @@ INPUT_CONTRACT = (
 Runner = Callable[[Tensor], Tensor]
 # What the writers take: a GoogLeNet without aux heads, or its fused inference network; both
 # are modules with a ``config``.
-ExportNet = torch.nn.Module
+ExportNet = GoogLeNet | FusedGoogLeNet
 
 
 class ExportError(GoogLeNetError):
@@ -158,7 +159,7 @@ class Format:
 
     name: str
     suffix: str
-    write: Callable[[GoogLeNet, Tensor, str, ExportOptions], None]
+    write: Callable[[ExportNet, Tensor, str, ExportOptions], None]
     load: Callable[[str], Runner]
     always_dynamic_batch: bool = False
 
@@ -203,6 +204,7 @@ def _write_onnx(net: ExportNet, example: Tensor, path: str, options: ExportOptio
                     dynamic_shapes=dynamic if options.dynamic_batch else None,
                     verbose=False,
                 )
+                assert program is not None  # None only for dynamo=False
                 proto = program.model_proto
             else:  # the legacy TorchScript-based exporter: the only one that writes opset < 18
                 buffer = io.BytesIO()
@@ -210,7 +212,7 @@ def _write_onnx(net: ExportNet, example: Tensor, path: str, options: ExportOptio
                 torch.onnx.export(
                     net,
                     (example,),
-                    buffer,
+                    buffer,  # type: ignore[arg-type]  # the legacy exporter takes file objects
                     dynamo=False,
                     opset_version=opset,
                     input_names=[INPUT_NAME],
@@ -350,7 +352,7 @@ def export(
         example = example.repeat(2, 1, 1, 1)
     with torch.no_grad():
         reference = plain(images)
-    net: torch.nn.Module = plain
+    net: ExportNet = plain
     if fuse:
         from .runtime.fuse import fuse as fuse_network
 

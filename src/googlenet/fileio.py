@@ -83,10 +83,10 @@ def _replacing(path: Path) -> Iterator[str]:
     _fsync_dir(path.parent)
 
 
-def _os_error(err: BaseException) -> OSError | None:
+def _os_error(err: BaseException | None) -> OSError | None:
     """The OSError behind ``err``: itself, or the one a writer wrapped (``torch.save`` into a
     Python file turns ENOSPC into a RuntimeError whose ``__context__`` is the OSError)."""
-    seen = set()
+    seen: set[int] = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, OSError):
             return err

@@ -71,13 +71,14 @@ def _require_hub() -> Any:
 
 
 @functools.cache
-def _hub_class() -> type:
+def _hub_class() -> Any:
     """The :class:`ModelHubMixin` subclass that carries a GoogLeNet to and from the Hub (made on
     first use, so that ``huggingface_hub`` is imported only then)."""
     hf = _require_hub()
 
-    class GoogLeNetHub(
-        hf.ModelHubMixin,
+    # A base class known only at run time (the optional huggingface_hub): not checkable.
+    class GoogLeNetHub(  # type: ignore[call-arg]
+        hf.ModelHubMixin,  # type: ignore[name-defined]
         library_name="googlenet",
         repo_url=REPO_URL,
         paper_url=PAPER_URL,

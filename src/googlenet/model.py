@@ -123,7 +123,7 @@ class InceptionModule(nn.Module):
         bn_eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        block = dict(batchnorm=batchnorm, bn_eps=bn_eps)
+        block: dict[str, Any] = dict(batchnorm=batchnorm, bn_eps=bn_eps)
         self.in_channels = in_channels
         self.out_channels = c1x1 + c3x3 + c5x5 + pool_proj
         self.conv1x1 = ConvBlock(in_channels, c1x1, 1, **block)
@@ -245,7 +245,8 @@ class InceptionSpec:
         return self.c1x1 + self.c3x3 + self.c5x5 + self.pool_proj
 
 
-# Table 1 of the paper: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
+#: Table 1 of the paper, one ``InceptionSpec`` per Inception module: its name, input channels,
+#: then #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 TABLE1: tuple[InceptionSpec, ...] = (
     InceptionSpec("inception3a", 192, 64, 96, 128, 16, 32, 32),
     InceptionSpec("inception3b", 256, 128, 128, 192, 32, 96, 64),
@@ -396,7 +397,7 @@ class GoogLeNet(HubMixin, nn.Module):
         super().__init__()
         cfg = self.config = config or GoogLeNetConfig()
         bn = cfg.norm == "batchnorm"
-        block = dict(batchnorm=bn, bn_eps=cfg.bn_eps)
+        block: dict[str, Any] = dict(batchnorm=bn, bn_eps=cfg.bn_eps)
 
         self.conv1 = ConvBlock(3, 64, 7, stride=2, padding=3, **block)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
@@ -428,7 +429,9 @@ class GoogLeNet(HubMixin, nn.Module):
         self.inception5a = make("inception5a")
         self.inception5b = make("inception5b")
 
-        aux = dict(pooling=cfg.aux_pooling, dropout=cfg.aux_dropout, **block)
+        aux: dict[str, Any] = dict(pooling=cfg.aux_pooling, dropout=cfg.aux_dropout, **block)
+        self.aux1: InceptionAux | None
+        self.aux2: InceptionAux | None
         if cfg.aux_logits:
             # On top of 4a and 4d (section 5), so they read those modules' outputs.
             self.aux1 = InceptionAux(ROW["inception4a"].out_channels, cfg.num_classes, **aux)
@@ -676,6 +679,9 @@ def torchvision_port() -> dict:
     }
 
 
+#: The named configurations :func:`create_model` and :func:`preset_config` take: ``paper``
+#: (Table 1 and BVLC's Caffe model), ``paper-bn`` (BatchNorm in place of LRN), ``torchvision``
+#: (state-dict compatible with torchvision's port); each maps to its fields' function.
 PRESETS: dict[str, Callable[[], dict]] = {
     "paper": paper,
     "paper-bn": paper_bn,

@@ -111,7 +111,7 @@ def _write_split(
         items = [(images.samples[i][0], images.samples[i][1], i) for i in chunk]
         jobs.append((folder / shards.shard_name(split, k), items, resize, strict))
     results = _run(jobs, workers)
-    listed = [
+    listed: list[dict[str, Any]] = [
         {"name": path.name, "count": done.count}
         for (path, *_), done in zip(jobs, results, strict=True)
         if done.count

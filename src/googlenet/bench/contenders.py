@@ -9,7 +9,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..model import GoogLeNet, create_model
 from ..runtime.backends import (
+    Backend,
     available_backends,
     compile_module,
     default_backend,
@@ -33,7 +34,10 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def _realistic_weights(model: nn.Module) -> nn.Module:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _realistic_weights(model: _M) -> _M:
     """Random weights that keep activations at the scale of a trained network's (about 1).
 
     Both inits the models come with shrink the signal layer after layer in eval mode
@@ -148,11 +152,12 @@ def _int8(cfg: BenchConfig) -> Callable[[Tensor], Callable[[], Any]]:
 
 
 def _session_backend(cfg: BenchConfig) -> str:
-    backend = cfg.backend if cfg.backend != "auto" else default_backend(cfg.device)
+    # BenchConfig checked its backend against BACKENDS
+    backend = cast(Backend, cfg.backend) if cfg.backend != "auto" else default_backend(cfg.device)
     return backend if backend in ("onnxruntime", "openvino") else "onnxruntime"
 
 
-def _ours_infer(cfg: BenchConfig, backend: str, amp: bool, x: Tensor) -> Callable[[], Any]:
+def _ours_infer(cfg: BenchConfig, backend: Backend, amp: bool, x: Tensor) -> Callable[[], Any]:
     """Our inference call: the fast path on ``backend`` (what predict and eval run)."""
     model = _ours(cfg, aux=False).to(cfg.device).eval()
     return _infer_call(optimize_for_inference(model, backend, amp=amp), x)
@@ -177,9 +182,10 @@ def _tv_infer(
 def infer_contenders(cfg: BenchConfig) -> list[Contender]:
     """Ours first (the ratios are ours / each baseline), then the baselines."""
     cuda = cfg.device == "cuda"
-    backend = cfg.backend if cfg.backend != "auto" else default_backend(cfg.device)
+    # BenchConfig checked its backend against BACKENDS
+    backend = cast(Backend, cfg.backend) if cfg.backend != "auto" else default_backend(cfg.device)
 
-    def ours(backend: str, amp: bool = False) -> Callable[[Tensor], Callable[[], Any]]:
+    def ours(backend: Backend, amp: bool = False) -> Callable[[Tensor], Callable[[], Any]]:
         return functools.partial(_ours_infer, cfg, backend, amp)
 
     def tv(channels_last: bool, amp: bool = False, compiled: bool = False):
@@ -255,7 +261,8 @@ def train_contenders(cfg: BenchConfig) -> list[Contender]:
             net = _torchvision(cfg, aux=True).to(dev)
             if channels_last:
                 net, x = net.to(memory_format=torch.channels_last), _cl(x)
-            run = torch.compile(net) if compiled else net
+            # torch.compile of a module is a module (OptimizedModule); its stub says Callable
+            run = cast(nn.Module, torch.compile(net)) if compiled else net
             return _train_call(run, x, _labels(cfg), amp=amp)
 
         return build

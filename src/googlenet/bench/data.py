@@ -108,6 +108,7 @@ def _decode_rows(files, blobs, split, tf, device: str) -> list[tuple[str, float]
     encode = data.Deferred(tf).encode
     names = [name for name, _ in files]
     batch = data.collate([encode(blob, i, names[i], 0) for i, blob in enumerate(blobs)])
+    assert isinstance(batch, data.EncodedBatch)  # Deferred.encode: files, not pixels
     decoder = data.DeviceDecoder([], tf, on)
     rows.append(_row(f"--decode gpu path on {on.type} (batch of {n})", n,
                      lambda: _synced(decoder.decode(batch).images)))  # fmt: skip

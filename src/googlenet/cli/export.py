@@ -17,7 +17,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="ONNX, TorchScript or ExportedProgram for deployment, checked against PyTorch",
         description="Export the model for inference (auxiliary heads removed, eval mode, the "
         "configuration stored in the file) and check the written file against PyTorch on "
-        "sample images: max |difference| of the logits at most 1e-4, and onnx.checker for ONNX. "
+        "sample images: the logits differ by at most 1e-4, and onnx.checker for ONNX. "
         + INPUT_CONTRACT,
     )
     add_weights(p, "our .safetensors, a torchvision googlenet .pth or a Caffe .caffemodel")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from PIL import Image
@@ -121,6 +122,7 @@ def apply_photometric(
     for k in range(max((len(o) for o in ops), default=0)):
         gray = _gray(x)
         kinds = [o[k][0] if k < len(o) else -1 for o in ops]
+        factor: float | Tensor
         if n == 1:
             factor = ops[0][k][1]
         else:
@@ -135,7 +137,7 @@ def apply_photometric(
                 x = y if drew is None else torch.where(drew == kind, y, x)
     if alphas and alphas[0] is not None:
         eigvec, eigval = torch.tensor(IMAGENET_EIGVEC), torch.tensor(IMAGENET_EIGVAL)
-        rgb = torch.stack([eigvec @ (alpha * eigval) for alpha in alphas])
+        rgb = torch.stack([eigvec @ (cast(Tensor, alpha) * eigval) for alpha in alphas])
         x = x + rgb.to(x.device).view(n, 3, 1, 1)
     return x.clamp_(0.0, 1.0)
 
@@ -173,7 +175,7 @@ class TrainTransform:
 
     def __call__(self, img: Image.Image, g: torch.Generator) -> Tensor:
         box = random_resized_box(img.width, img.height, self.scale, self.ratio, g)
-        pick = torch.randint(len(self.interpolations), (), generator=g).item()
+        pick = int(torch.randint(len(self.interpolations), (), generator=g))
         size = (self.input_size, self.input_size)
         img = img.resize(size, resample=self.interpolations[pick], box=box)
         x = pil_to_uint8(img).float().div_(255.0)
@@ -191,7 +193,7 @@ class TrainTransform:
         (antialiased like PIL when shrinking). Draws the box and the filter from ``g``."""
         height, width = x.shape[-2:]
         left, top, right, bottom = random_resized_box(width, height, self.scale, self.ratio, g)
-        pick = torch.randint(len(self.interpolations), (), generator=g).item()
+        pick = int(torch.randint(len(self.interpolations), (), generator=g))
         x0, y0 = min(int(left), width - 1), min(int(top), height - 1)
         x1, y1 = max(x0 + 1, round(right)), max(y0 + 1, round(bottom))
         crop = x[None, :, y0:y1, x0:x1].float().div_(255.0)

@@ -5,6 +5,7 @@ with ``--decode gpu``, a batch of files still undecoded (:class:`EncodedBatch`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -59,7 +60,7 @@ def collate(items: list[tuple[Tensor | Encoded, int] | Skipped]) -> Batch | Enco
     skipped = [item for item in items if isinstance(item, Skipped)]
     labels = torch.tensor([label for _, label in good], dtype=torch.long)
     if good and isinstance(good[0][0], Encoded):
-        return EncodedBatch([encoded for encoded, _ in good], labels, skipped)
+        return EncodedBatch([cast(Encoded, encoded) for encoded, _ in good], labels, skipped)
     if not good:
         return Batch(torch.empty(0), labels, skipped)
-    return Batch(torch.stack([image for image, _ in good]), labels, skipped)
+    return Batch(torch.stack([cast(Tensor, image) for image, _ in good]), labels, skipped)

@@ -56,7 +56,9 @@ def _scaled(width: int, height: int, shorter: int, squash: bool = False) -> tupl
     return int(shorter * width / height), shorter
 
 
-def _five_boxes(left: int, top: int, side_w: int, side_h: int, size: int) -> list[tuple[int, ...]]:
+def _five_boxes(
+    left: int, top: int, side_w: int, side_h: int, size: int
+) -> list[tuple[int, int, int, int]]:
     """Top-left, top-right, bottom-left, bottom-right, center ``size`` boxes inside a region."""
     right, bottom = left + side_w, top + side_h
     cl = left + int(round((side_w - size) / 2.0))
@@ -87,7 +89,7 @@ def crop_plan(
         w, h = _scaled(width, height, scale, squash)
         boxes = _five_boxes(0, 0, w, h, size)
         return [Crop(scale, b, False, flip) for flip in (False, True) for b in boxes]
-    plan = []
+    plan: list[Crop] = []
     for shorter in PAPER_SCALES:
         scale = resize_size(size, shorter)
         w, h = _scaled(width, height, scale, squash)
@@ -97,10 +99,10 @@ def crop_plan(
         for off in offsets:
             left, top = (off, 0) if w >= h else (0, off)
             square = (left, top, left + side, top + side)
-            for box, resize in [(b, False) for b in _five_boxes(left, top, side, side, size)] + [
+            for box, whole in [(b, False) for b in _five_boxes(left, top, side, side, size)] + [
                 (square, True)
             ]:
-                plan.extend(Crop(scale, box, resize, flip) for flip in (False, True))
+                plan.extend(Crop(scale, box, whole, flip) for flip in (False, True))
     return plan
 
 

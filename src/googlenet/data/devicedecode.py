@@ -95,10 +95,10 @@ class DeviceDecoder:
             labels.append(label)
         if not images:
             return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
-        images = torch.stack(images)
+        stacked = torch.stack(images)
         if batched:
-            images = self.transform.finish(images, draws)
-        return Batch(images, torch.tensor(labels, dtype=torch.long), skipped)
+            stacked = self.transform.finish(stacked, draws)
+        return Batch(stacked, torch.tensor(labels, dtype=torch.long), skipped)
 
 
 def decode_batch(encoded: list[Encoded], device: torch.device) -> list[Tensor | Skipped]:
@@ -107,10 +107,11 @@ def decode_batch(encoded: list[Encoded], device: torch.device) -> list[Tensor | 
     out: list[Tensor | Skipped | None] = [None] * len(encoded)
     jpegs = [i for i, e in enumerate(encoded) if bytes(e.data[:3].tolist()) == JPEG_MAGIC]
     if jpegs:
+        picked = [encoded[i] for i in jpegs]
         try:
-            decoded = decode_jpegs([encoded[i].data for i in jpegs], device)
+            decoded: list[Tensor | None] = list(decode_jpegs([e.data for e in picked], device))
         except RuntimeError:  # one bad image fails the call: the batch goes one by one
-            decoded = [_decode_one_jpeg(encoded[i].data, device) for i in jpegs]
+            decoded = [_decode_one_jpeg(e.data, device) for e in picked]
         for i, x in zip(jpegs, decoded, strict=True):
             out[i] = x
     for i, e in enumerate(encoded):

@@ -74,7 +74,8 @@ def _list_files(folder: Path) -> tuple[list[str], list[str]]:
     until the path grew too long, listing every image dozens of times) is not followed, and a
     folder reached twice through links is walked once; both are reported.
     """
-    images, others = [], []
+    images: list[str] = []
+    others: list[str] = []
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         here = os.path.realpath(dirpath)

@@ -181,7 +181,7 @@ def find_images(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], l
 
 
 def collect_images(
-    inputs: Sequence[str | Path], report: Callable[[str], None], strict: bool = False
+    inputs: Sequence[str | os.PathLike[str]], report: Callable[[str], None], strict: bool = False
 ) -> tuple[list[Path], list[str]]:
     """:func:`find_images`, each problem passed to ``report``; a DataError when there is nothing
     to run (or, with ``strict``, at the first problem)."""

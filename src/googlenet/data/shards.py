@@ -147,8 +147,10 @@ def open_split(spec: str | Path) -> ShardSet:
         where = str(folder / INDEX)
         index = read_index(where, text)
         if "splits" in index:
-            names = ", ".join(index["splits"])
-            raise DataError(f"{text} is a shard set ({names}): name a split, e.g. {folder / 'val'}")
+            splits = ", ".join(index["splits"])
+            raise DataError(
+                f"{text} is a shard set ({splits}): name a split, e.g. {folder / 'val'}"
+            )
         listed = _listed(index, where)
         urls = [str(folder / name) for name in listed]
     else:
@@ -395,7 +397,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         """The raw samples of shards ``order`` (numbers), a Skipped for a shard that fails."""
         wds = require_webdataset()
         for s in order:
-            url, errors = self.shards.urls[s], []
+            url, errors = self.shards.urls[s], list[Exception]()
 
             def handler(err: Exception, errors=errors) -> bool:
                 errors.append(err)

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -108,7 +108,7 @@ class InferenceModel:
 
 
 def _torch_runner(
-    net: nn.Module, channels_last: bool, amp: bool, device: torch.device
+    net: Callable[[Tensor], Tensor], channels_last: bool, amp: bool, device: torch.device
 ) -> Callable[[Tensor], Tensor]:
     def run(x: Tensor) -> Tensor:
         x = x.to(device, torch.float32)
@@ -120,14 +120,15 @@ def _torch_runner(
     return run
 
 
-def available_backends(device: str | torch.device = "cpu") -> list[str]:
+def available_backends(device: str | torch.device = "cpu") -> list[Backend]:
     """The concrete backends that can run here on ``device`` (installed packages, device type)."""
     import importlib.util
 
     if torch.device(device).type != "cpu":
         return ["torch", "compile"]
-    found = ["torch", "compile"]
-    found += [b for b in ("onnxruntime", "openvino") if importlib.util.find_spec(b) is not None]
+    found: list[Backend] = ["torch", "compile"]
+    sessions: tuple[Backend, ...] = ("onnxruntime", "openvino")
+    found += [b for b in sessions if importlib.util.find_spec(b) is not None]
     return found
 
 
@@ -150,12 +151,13 @@ def _first(v: int | tuple[int, ...]) -> int:
     return v[0] if isinstance(v, tuple) else v
 
 
-def default_backend(device: str | torch.device = "cpu", amp: bool = False) -> str:
+def default_backend(device: str | torch.device = "cpu", amp: bool = False) -> Backend:
     """``auto``'s choice: on a CPU ONNX Runtime if installed, else OpenVINO, else PyTorch; on
     other devices PyTorch. With ``amp`` (bf16) on a CPU: OpenVINO, else PyTorch (ONNX Runtime
     has no bf16 convolutions). Why, in the module docstring."""
     available = available_backends(device)
-    for backend in ("openvino",) if amp else ("onnxruntime", "openvino"):
+    order: tuple[Backend, ...] = ("openvino",) if amp else ("onnxruntime", "openvino")
+    for backend in order:
         if backend in available:
             return backend
     return "torch"
@@ -214,7 +216,7 @@ def optimize_for_inference(
     return wrap(_torch_runner(runnable, channels_last, amp, device))
 
 
-def _resolve_backend(model: GoogLeNet, backend: str, device: torch.device, amp: bool) -> str:
+def _resolve_backend(model: GoogLeNet, backend: str, device: torch.device, amp: bool) -> Backend:
     """``auto`` made concrete for ``device``, and a one-line error for a backend that cannot run
     this model here (unknown, on the wrong device, or asked for bf16 it does not have)."""
     if backend not in BACKENDS:
@@ -231,7 +233,7 @@ def _resolve_backend(model: GoogLeNet, backend: str, device: torch.device, amp: 
         )
     if amp and backend == "onnxruntime":
         raise ConfigError("amp (bf16) runs on the torch, compile and openvino backends")
-    return backend
+    return cast(Backend, backend)  # one of BACKENDS: checked above
 
 
 def compile_module(net: nn.Module, device: torch.device, mode: str | None = None) -> Callable:

@@ -101,7 +101,8 @@ def save_cam(
     axes = fig.subplots(1, len(maps) + 1, squeeze=False)[0]
     axes[0].imshow(image)
     axes[0].set_title("input", fontsize=9)
-    for ax, cam, p in zip(axes[1:], maps, predicted or [None] * len(maps), strict=True):
+    shown: list[float | None] = list(predicted) if predicted else [None] * len(maps)
+    for ax, cam, p in zip(axes[1:], maps, shown, strict=True):
         ax.imshow(image)
         ax.imshow(cam.heatmap(width, height), cmap=colormap, alpha=alpha, vmin=0, vmax=1)
         title = f"{cam.name}: {cam.prob:.1%} on the whole image"

@@ -68,7 +68,8 @@ def setup(device: str | None = None) -> Dist:
             device_id=dev if dev.type == "cuda" else None,
         )
         global _control
-        _control = dist.new_group(backend="gloo") if dev.type == "cuda" else None
+        # new_group's stub adds GroupMember.NON_GROUP_MEMBER (-100), which a rank of it never gets
+        _control = dist.new_group(backend="gloo") if dev.type == "cuda" else None  # type: ignore[assignment]
     return Dist(rank=rank, world=world, local_rank=local_rank, device=dev)
 
 

@@ -3,8 +3,9 @@ counts summed. Used by validation during training and by ``googlenet eval``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -80,10 +81,19 @@ class EvalCounts:
         )
 
 
+class Batches(Protocol):
+    """What :func:`evaluate` reads: a DataLoader, or a wrapper that shows progress, over a
+    dataset with ``classes`` (an image folder or a shard set)."""
+
+    dataset: Any
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
 @torch.no_grad()
 def evaluate(
     models: Sequence[Callable[[Tensor], Tensor]],
-    loader: torch.utils.data.DataLoader,
+    loader: Batches,
     device: torch.device,
     *,
     label_map: Tensor | None = None,
@@ -115,7 +125,7 @@ def evaluate(
         x, crops = _as_crops(batch.images, device, channels_last)
         y = batch.labels
         target = label_map[y]
-        probs = 0.0
+        probs = torch.zeros(())
         with torch.autocast(device.type, dtype=dtype, enabled=amp is not None):
             for i, model in enumerate(models):
                 own = crop_average(model(x).float(), crops)
@@ -135,7 +145,7 @@ def evaluate(
         )
         top5 = probs.topk(min(5, num_classes), dim=1).indices.eq(target.view(-1, 1)).any(1)
         top5_hits += torch.bincount(y, weights=top5.double(), minlength=k).long()
-    if confusion is None:  # nothing readable (or an empty shard under torchrun)
+    if confusion is None or top5_hits is None:  # nothing readable (or an empty shard, torchrun)
         confusion = torch.zeros(k, getattr(models[0], "num_classes", k), dtype=torch.long)
         top5_hits = torch.zeros(k, dtype=torch.long)
     return EvalCounts(confusion, top5_hits, nll, label_map, skipped, members)

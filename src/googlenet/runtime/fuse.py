@@ -105,7 +105,7 @@ class _LRNFunction(torch.autograd.Function):
     """Local response norm as the ONNX ``LRN`` operator when exported (see :class:`FastLRN`)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, size: int, alpha: float, beta: float, k: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, size: int, alpha: float, beta: float, k: float) -> Tensor:
         return F.local_response_norm(x, size, alpha, beta, k)
 
     @staticmethod

@@ -48,7 +48,7 @@ def onnx_bytes(
         torch.onnx.export(
             net,
             (example,),
-            buf,
+            buf,  # type: ignore[arg-type]  # the legacy exporter takes file objects
             input_names=["images"],
             output_names=["logits"],
             dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}},

@@ -22,6 +22,8 @@ each piece bought on this project's CPU (2-core AMD EPYC Zen4 with AVX512-BF16; 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -85,7 +87,7 @@ def _merged_batchnorm(y: Tensor, bns: list[nn.BatchNorm2d], training: bool) -> T
         torch.cat([b.weight for b in bns]),
         torch.cat([b.bias for b in bns]),
         training=training,
-        momentum=bn0.momentum,  # never None here: see _mergeable
+        momentum=cast(float, bn0.momentum),  # never None here: see _mergeable
         eps=bn0.eps,
     )
     if update:

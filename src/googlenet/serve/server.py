@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from googlenet.errors import ConfigError
 
@@ -84,7 +85,7 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     check_address(settings.host, settings.port)
-    options = dict(
+    options: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
         access_log=settings.access_log,

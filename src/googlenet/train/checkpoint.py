@@ -29,7 +29,7 @@ log = logging.getLogger("googlenet.train")
 
 def rng_state() -> dict[str, Any]:
     """This process's RNG states (torch, CUDA, numpy, Python), as plain tensors and values."""
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

@@ -15,7 +15,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -254,7 +254,7 @@ def _placeholder_batch(loop: Loop) -> tuple[Tensor, Tensor]:
 
 def validate(
     model: nn.Module, loader, loop: Loop, prefix: str, skipped: set[str] | None = None
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Single-crop validation summed over the ranks: ``{prefix}_top1``, ``_top5``, ``_loss``.
 
     Unreadable validation images are reported (once each, in ``skipped``) like training ones,
@@ -409,7 +409,8 @@ def _compiled(model: nn.Module, backend: str) -> nn.Module:
     from torch._dynamo.exc import InvalidBackend
 
     try:
-        return torch.compile(model, backend=backend)
+        # torch.compile of a module is a module (OptimizedModule); its stub says Callable
+        return cast(nn.Module, torch.compile(model, backend=backend))
     except InvalidBackend:
         from torch._dynamo import list_backends
 

@@ -178,7 +178,11 @@ def polyak_average(model: nn.Module, decay: float) -> AveragedModel:
     """
 
     @torch.no_grad()
-    def ema(averaged: list[Tensor], current: list[Tensor], n: Tensor | int) -> None:
+    def ema(
+        averaged: list[Tensor] | tuple[Tensor, ...],
+        current: list[Tensor] | tuple[Tensor, ...],
+        n: Tensor | int,
+    ) -> None:
         # Called once per (device, dtype) group; integer buffers (BatchNorm's batch counter)
         # are copied, not averaged.
         if not averaged[0].is_floating_point():

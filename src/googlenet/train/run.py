@@ -235,9 +235,10 @@ def _extend(loop: Loop, saved: dict[str, Any], step: int) -> None:
     if old_epochs == cfg.epochs:
         return
     known = {f for f in saved if f in TrainConfig.__dataclass_fields__}
-    old = TrainConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
-    )
+    fields: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known
+    }
+    old = TrainConfig(**fields)
     loop.cfg = replan(cfg, old, step, loop.steps_per_epoch)
     lr = lr_at(step, loop.steps_per_epoch, loop.cfg)
     log.info(
@@ -292,7 +293,7 @@ def _one_epoch(run: Run, epoch: int, metrics: MetricsLog | None, skipped: set[st
     stats = train_one_epoch(loop, run.train_loader, epoch, skipped, start, save_part)
     if stats is None:
         raise interrupted(loop.stop, loop.saved)
-    row = {"epoch": epoch + 1, "step": loop.step, **stats}
+    row: dict[str, float | None] = {"epoch": epoch + 1, "step": loop.step, **stats}
     if run.val_loader is not None:
         row |= validate(loop.raw, run.val_loader, loop, "val", skipped)
         if loop.polyak is not None:

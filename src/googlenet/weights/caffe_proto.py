@@ -21,6 +21,8 @@ keeps and ignores. Field numbers are BVLC's ``src/caffe/proto/caffe.proto``:
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -93,7 +95,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
     return fd
 
 
-def _classes() -> dict[str, type]:
+def _classes() -> dict[str, Any]:  # message classes protobuf builds at run time
     # A pool of our own, so that these declarations never clash with a caffe_pb2 (or another
     # package's "caffe.*" messages) in the default pool.
     pool = descriptor_pool.DescriptorPool()
