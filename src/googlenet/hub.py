@@ -43,14 +43,14 @@ class ModelFiles(NamedTuple):
     """How a model becomes ``model.safetensors`` and back: :func:`googlenet.save_weights`
     (``save(model, path)``) and :func:`googlenet.load` (``load(path, **kwargs)``)."""
 
-    save: Callable[[Model, Path], None]
+    save: Callable[..., object]
     load: Callable[..., Model]
 
 
 _files: list[ModelFiles] = []
 
 
-def register_files(save: Callable[[Model, Path], None], load: Callable[..., Model]) -> None:
+def register_files(save: Callable[..., object], load: Callable[..., Model]) -> None:
     """Called by :mod:`googlenet.weights` on import (which ``import googlenet`` does): the writer
     and reader of model files the Hub methods use. Given rather than imported, so that no import
     runs back up from this module (see the module docstring)."""

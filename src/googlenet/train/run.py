@@ -215,16 +215,17 @@ def fix_float_order(
     amp = AMP_NAMES.get(resolve_amp(cfg.amp, d.device), "none")  # type: ignore[arg-type]
     threads = training_threads(cfg.threads, log if d.device.type == "cpu" else None)
     fixed = dataclasses.replace(cfg, device=device, amp=amp, threads=threads)
-    for name in FLOAT_ORDER if saved and given else ():
-        old, new = saved.get(name), getattr(fixed, name)
-        if name in given and old is not None and plain(old) != plain(new):
-            log.warning(
-                "--%s %s differs from the run's %s: it goes on, but its weights will differ "
-                "from an unbroken run's in the last bits",
-                name.replace("_", "-"),
-                new,
-                old,
-            )
+    if saved and given:
+        for name in FLOAT_ORDER:
+            old, new = saved.get(name), getattr(fixed, name)
+            if name in given and old is not None and plain(old) != plain(new):
+                log.warning(
+                    "--%s %s differs from the run's %s: it goes on, but its weights will differ "
+                    "from an unbroken run's in the last bits",
+                    name.replace("_", "-"),
+                    new,
+                    old,
+                )
     return fixed
 
 
