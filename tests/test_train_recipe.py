@@ -129,7 +129,9 @@ def test_bias_lr_mult_is_a_flag_and_the_torchvision_recipe_keeps_one():
     assert _measured(before, after, grads, "fc.bias", lr)[0] == pytest.approx(1.0, rel=1e-3)
     before, after, grads, lr, _ = _one_step("torchvision")
     mult, decay = _measured(before, after, grads, "fc.bias", lr)
-    assert mult == pytest.approx(1.0, rel=1e-3) and abs(decay) < 1e-6
+    # no decay: the fit's rounding noise (~1e-6, the bias being PyTorch's nonzero default) is
+    # 1% of the weights' 2e-4
+    assert mult == pytest.approx(1.0, rel=1e-3) and abs(decay) < 1e-5
 
 
 def test_poly_schedule_is_caffes():
@@ -242,7 +244,9 @@ def test_a_replanned_schedule_ends_at_zero_with_one_step_left_and_stays_at_a_zer
     assert lr_at(15, 10, stopped) == 0.0
 
 
-@pytest.mark.parametrize("schedule, old_size", [("paper", 8 * 10 / 250), ("step", 30.0)])
+@pytest.mark.parametrize(
+    "schedule, old_size", [("paper", 8.0), ("paper-scaled", 8 * 10 / 250), ("step", 30.0)]
+)
 def test_a_longer_step_schedule_keeps_the_pace_of_its_decays(schedule, old_size):
     """The paper's schedule decays every 8 x epochs / 250 epochs of the run as planned
     (torchvision's every 30): a longer run keeps that step size, not spreading the decays."""
@@ -250,7 +254,7 @@ def test_a_longer_step_schedule_keeps_the_pace_of_its_decays(schedule, old_size)
     new = replan(dataclasses.replace(old, epochs=20), old, 50, 10)
     assert new.lr_step_size == pytest.approx(old_size)
     assert new.replan_step is None and new.replan_lr is None
-    gamma = 0.96 if schedule == "paper" else 0.1
+    gamma = 0.96 if schedule.startswith("paper") else 0.1
     for step in (0, 50, 99, 150, 199):
         expected = 0.1 * gamma ** math.floor(step / 10 / old_size + 1e-9)
         assert lr_at(step, 10, new) == pytest.approx(expected), step

@@ -31,7 +31,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="train (or fine-tune) on an image folder with the paper's recipe",
         description="Train GoogLeNet on DIR/train/<class>/<image> (validating on DIR/val) with the "
         "paper's recipe: SGD momentum 0.9, loss = main + 0.3 x (aux1 + aux2), lr x0.96 every 8 "
-        "epochs (scaled to the run), the paper's augmentation. Many GPUs: torchrun "
+        "epochs, the paper's augmentation. Many GPUs: torchrun "
         "--nproc-per-node N -m googlenet train ... (-b is per process).",
     )
     _add_run(p, TrainConfig)
@@ -73,6 +73,8 @@ def _add_run(p: argparse.ArgumentParser, D) -> None:
 
 
 def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
+    from ..train.config import SCHEDULES
+
     p.add_argument("--lr", type=positive_float, default=D.lr, help="learning rate")
     p.add_argument("--momentum", type=nonnegative_float, default=D.momentum, help="SGD momentum")
     p.add_argument(
@@ -85,9 +87,10 @@ def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
     )
     p.add_argument(
         "--schedule",
-        choices=["paper", "poly", "cosine", "step"],
+        choices=list(SCHEDULES),
         default=D.schedule,
-        help="paper: lr x0.96 every 8 x epochs/250 epochs; poly: Caffe's lr x (1 - t/T)^power "
+        help="paper: lr x0.96 every 8 epochs (the paper's rule); paper-scaled: x0.96 every 8 x "
+        "epochs/250 epochs (its 31 decays fitted to the run); poly: Caffe's lr x (1 - t/T)^power "
         "(the BVLC weights' quick_solver)",
     )
     p.add_argument(
@@ -103,7 +106,7 @@ def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
         "--lr-step-size",
         type=positive_float,
         metavar="EPOCHS",
-        help="epochs between decays (paper: 8 x epochs / 250; step: 30)",
+        help="epochs between decays (paper: 8; paper-scaled: 8 x epochs / 250; step: 30)",
     )
     p.add_argument("--lr-gamma", type=positive_float, help="decay factor (paper 0.96, step 0.1)")
     p.add_argument(

@@ -17,10 +17,14 @@ from typing import Any
 from ..errors import ConfigError
 from ..runtime.device import AMP_CHOICES
 
-SCHEDULES = ("paper", "poly", "cosine", "step")
+SCHEDULES = ("paper", "paper-scaled", "poly", "cosine", "step")
 # The BVLC solver ran 10M iterations of batch 32 (250 epochs) with the rate x0.96 every 320k
-# iterations (8 epochs): 31 decays. Scaled runs keep that shape over their own length.
+# iterations (8 epochs): 31 decays. "paper" is that rule as written (x0.96 every 8 epochs);
+# "paper-scaled" keeps its shape over the run's own length (every 8 x epochs / 250 epochs).
 PAPER_EPOCHS, PAPER_STEP_EPOCHS, PAPER_GAMMA = 250, 8.0, 0.96
+# Checkpoints record the version of the schedules' names ("scheduler": {"version": ...}). Before
+# version 2 "paper" was the scaled rule: such a checkpoint resumes as "paper-scaled".
+SCHEDULE_VERSION = 2
 # Flags that would make a resumed run another run: --resume refuses a new value (issue 17).
 RESUME_REFUSED = ("data", "val", "preset", "weights", "input_size", "batch_size", "seed")
 # Not taken from the checkpoint: where this process writes and what it resumes from.
@@ -48,7 +52,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 2e-4
     schedule: str = "paper"
-    lr_step_size: float | None = None  # epochs; paper: 8 x epochs / 250, step: 30
+    lr_step_size: float | None = None  # epochs; paper: 8, paper-scaled: 8 x epochs / 250, step: 30
     lr_gamma: float | None = None  # paper: 0.96, step: 0.1
     poly_power: float = 0.5  # --schedule poly: lr x (1 - t/T) ** power (Caffe's quick_solver)
     warmup_epochs: float = 0.0
@@ -175,6 +179,17 @@ class TrainConfig:
         if self.bias_lr_mult is not None:
             return self.bias_lr_mult
         return CAFFE_BIAS_LR_MULT.get(preset, 1.0)
+
+
+def saved_args(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a checkpoint was trained with, in today's names: a checkpoint written before
+    :data:`SCHEDULE_VERSION` 2 (no version in its "scheduler" entry) meant the scaled rule by
+    "paper", which is now "paper-scaled"."""
+    args = dict(ckpt.get("args") or {})
+    scheduler = ckpt.get("scheduler") or {}
+    if scheduler.get("version", 1) < 2 and args.get("schedule") == "paper":
+        args["schedule"] = "paper-scaled"
+    return args
 
 
 def _comparable(name: str, value: Any) -> Any:

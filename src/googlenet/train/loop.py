@@ -180,10 +180,10 @@ def train_one_epoch(
 
 
 def _train_batch(loop: Loop, batch: data.Batch | None, sums: Tensor) -> None:
-    """A step on ``batch``, added to the epoch's ``sums``; on a placeholder batch of loss weight 0
-    when this rank has no readable image (DDP's gradient all-reduce must still pair up)."""
+    """A step on ``batch``, added to the epoch's ``sums``; a :func:`placeholder_step` when this
+    rank has no readable image."""
     if batch is None:
-        train_step(loop, *_placeholder_batch(loop), weight=0.0)
+        placeholder_step(loop)
         return
     x, y = loop.to_device(batch)
     logits, losses = train_step(loop, x, y)
@@ -243,6 +243,22 @@ def _strict_stop(loop: Loop, reason: str | None) -> None:
         reason = next((r for r in reasons if r is not None), None)
     if reason is not None:
         raise DataError(f"{reason} (--strict: stopping at the first unreadable image)")
+
+
+def placeholder_step(loop: Loop) -> None:
+    """This rank's share of a torchrun step in which it has no readable image.
+
+    DDP's gradient all-reduce must still pair up, so the rank runs the step on a placeholder
+    batch with loss weight 0: its gradient is exactly 0 and the step's update is the other
+    ranks' mean gradient times (world - 1) / world, the same update on every rank. The forward
+    pass in training mode would also move BatchNorm's running statistics towards black images
+    (and rank 0's buffers are the ones DDP broadcasts): every buffer is put back as it was.
+    """
+    kept = [b.detach().clone() for b in loop.raw.buffers()]
+    train_step(loop, *_placeholder_batch(loop), weight=0.0)
+    with torch.no_grad():
+        for buffer, old in zip(loop.raw.buffers(), kept, strict=True):
+            buffer.copy_(old)
 
 
 def _placeholder_batch(loop: Loop) -> tuple[Tensor, Tensor]:
