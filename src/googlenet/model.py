@@ -295,7 +295,7 @@ def feature_indices(indices: int | list[int] | tuple[int, ...] | None) -> list[i
             raise ConfigError(f"indices: the last 1 to {n} feature maps, got {indices}")
         return list(range(n - indices, n))
     chosen = sorted({i % n for i in indices if -n <= i < n})
-    if not chosen or len(chosen) != len(set(indices)) or any(not _is_int(i) for i in indices):
+    if not chosen or len(chosen) != len(indices) or any(not _is_int(i) for i in indices):
         raise ConfigError(
             f"out_indices: distinct feature indices 0 to {n - 1} (strides 2, 4, 8, 16, 32), "
             f"got {tuple(indices)}"
