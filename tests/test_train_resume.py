@@ -60,7 +60,8 @@ def test_a_checkpoint_without_a_schedule_version_meant_the_scaled_rule_by_paper(
     from googlenet.train.config import SCHEDULE_VERSION, saved_args
 
     old = {"args": {"schedule": "paper", "lr": 0.01}, "scheduler": {"schedule": "paper"}}
-    assert saved_args(old) == {"schedule": "paper-scaled", "lr": 0.01}
+    # ... and stepped with PyTorch's momentum (Caffe's, now the paper preset's, came with v2)
+    assert saved_args(old) == {"schedule": "paper-scaled", "lr": 0.01, "momentum_style": "pytorch"}
     new = {"args": {"schedule": "paper"}, "scheduler": {"version": SCHEDULE_VERSION}}
     assert saved_args(new)["schedule"] == "paper"
     assert saved_args({"args": {"schedule": "cosine"}})["schedule"] == "cosine"
@@ -69,14 +70,17 @@ def test_a_checkpoint_without_a_schedule_version_meant_the_scaled_rule_by_paper(
 @pytest.mark.slow
 def test_an_old_paper_run_resumes_on_the_scaled_rule(tmp_path, run_cli):
     """A run stopped part-way, its checkpoint rewritten as an older version wrote it (schedule
-    "paper", no version), resumes exactly as the same run under "paper-scaled" never stopped."""
+    "paper", no version, no momentum style), resumes exactly as the same run under
+    "paper-scaled" with PyTorch's momentum never stopped."""
     make_dataset(tmp_path / "data")
-    scaled = ["--schedule", "paper-scaled", "--seed", "3"]
+    scaled = ["--schedule", "paper-scaled", "--momentum-style", "pytorch", "--seed", "3"]
     run_cli(*train_args("data", "a", 2, *scaled), check=True)
     env = {"GOOGLENET_FAULT": "sigterm@step=3"}
     assert run_cli(*train_args("data", "b", 2, *scaled), env=env).returncode != 0
     ckpt = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     ckpt["args"]["schedule"] = "paper"
+    for new_field in ("momentum_style", "average", "polyak_start"):
+        del ckpt["args"][new_field]
     del ckpt["scheduler"]["version"]
     ckpt["scheduler"]["schedule"] = "paper"
     torch.save(ckpt, tmp_path / "b" / "last.pt")

@@ -717,9 +717,7 @@ class GoogLeNet(HubMixin, nn.Module):
         # on; a traced graph then has the default's output (the logits; trace the auxiliary
         # outputs with concrete_args={"return_aux": True}). TorchScript types it bool.
         want_aux = isinstance(return_aux, bool) and return_aux
-        features, aux1, aux2, _ = self._forward_trunk(
-            self._checked(x), want_aux and self.training
-        )
+        features, aux1, aux2, _ = self._forward_trunk(self._checked(x), want_aux and self.training)
         logits = self.forward_head(features)
         if want_aux:
             return GoogLeNetOutputs(logits, aux1, aux2)
@@ -787,9 +785,7 @@ class GoogLeNetFeatures(GoogLeNet):
     weights load into it: :meth:`from_model`, or ``create_model(..., features_only=True)``.
     """
 
-    def __init__(
-        self, config: GoogLeNetConfig | None = None, out_indices: Any = None
-    ) -> None:
+    def __init__(self, config: GoogLeNetConfig | None = None, out_indices: Any = None) -> None:
         config = config or GoogLeNetConfig()
         super().__init__(dataclasses.replace(config, aux_logits=False))
         self.out_indices = tuple(feature_indices(out_indices))

@@ -73,7 +73,7 @@ def _add_run(p: argparse.ArgumentParser, D) -> None:
 
 
 def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
-    from ..train.config import SCHEDULES
+    from ..train.config import AVERAGES, MOMENTUM_STYLES, SCHEDULES
 
     p.add_argument("--lr", type=positive_float, default=D.lr, help="learning rate")
     p.add_argument("--momentum", type=nonnegative_float, default=D.momentum, help="SGD momentum")
@@ -112,9 +112,29 @@ def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
     p.add_argument(
         "--warmup-epochs", type=nonnegative_float, default=D.warmup_epochs, help="linear warm-up"
     )
-    p.add_argument("--polyak", action="store_true", help="keep a Polyak (EMA) average of weights")
+    p.add_argument("--polyak", action="store_true", help="keep an average of the weights")
+    p.add_argument(
+        "--average",
+        choices=list(AVERAGES),
+        default=D.average,
+        help="--polyak's average: ema (exponential, --polyak-decay) or polyak (Polyak and "
+        "Juditsky's arithmetic mean of the iterates from --polyak-start on)",
+    )
     p.add_argument(
         "--polyak-decay", type=positive_float, default=D.polyak_decay, help="EMA decay per step"
+    )
+    p.add_argument(
+        "--polyak-start",
+        type=nonnegative_float,
+        default=D.polyak_start,
+        metavar="EPOCHS",
+        help="the average takes the weights from this epoch on (0: from the first step)",
+    )
+    p.add_argument(
+        "--momentum-style",
+        choices=list(MOMENTUM_STYLES),
+        help="caffe: v = m v + lr g, w -= v (default for paper, paper-bn); pytorch: v = m v + g, "
+        "w -= lr v (torchvision). They differ whenever the rate changes",
     )
     p.add_argument(
         "--label-smoothing", type=nonnegative_float, default=D.label_smoothing, help="0: none"

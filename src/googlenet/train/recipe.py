@@ -169,10 +169,43 @@ def build_optimizer(model: GoogLeNet, cfg: TrainConfig) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=0.0)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """The scheduled rate, times each group's ``lr_mult``."""
+def set_lr(optimizer: torch.optim.Optimizer, lr: float, momentum_style: str = "pytorch") -> None:
+    """The scheduled rate, times each group's ``lr_mult``.
+
+    ``momentum_style="caffe"`` makes ``torch.optim.SGD`` take Caffe's step (config.py,
+    MOMENTUM_STYLES): SGD's buffer is Caffe's ``v`` divided by the rate of the step that wrote
+    it, so when the rate changes from ``old`` to ``new`` the buffers are scaled by ``old / new``
+    and SGD's next step is exactly Caffe's (v' = m v + new g; w -= v'). torch's SGD (its fused
+    foreach kernels, its state dict) is kept rather than a hand-written optimizer.
+    """
     for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_mult", 1.0)
+        old, new = group["lr"], lr * group.get("lr_mult", 1.0)
+        if momentum_style == "caffe" and new > 0 and old != new:
+            buffers = [
+                optimizer.state[p]["momentum_buffer"]
+                for p in group["params"]
+                if optimizer.state.get(p, {}).get("momentum_buffer") is not None
+            ]
+            if buffers:
+                torch._foreach_mul_(buffers, old / new)
+        group["lr"] = new
+
+
+def average_of(model: nn.Module, cfg: TrainConfig) -> AveragedModel | None:
+    """What ``--polyak`` keeps (None without it): ``--average ema`` (:func:`polyak_average`) or
+    ``--average polyak`` (:func:`arithmetic_average`)."""
+    if not cfg.polyak:
+        return None
+    if cfg.average == "polyak":
+        return arithmetic_average(model)
+    return polyak_average(model, cfg.polyak_decay)
+
+
+def arithmetic_average(model: nn.Module) -> AveragedModel:
+    """Polyak and Juditsky's average: the arithmetic mean of the iterates it is given (and of the
+    BatchNorm statistics), each with the same weight, ``a_n = a + (w - a) / n``
+    (``AveragedModel``'s default, as SWA uses it)."""
+    return AveragedModel(model, use_buffers=True)
 
 
 def polyak_average(model: nn.Module, decay: float) -> AveragedModel:
