@@ -50,9 +50,9 @@ def poly_steps(data_dir: Path, steps: int) -> dict:
     for style in ("caffe", "pytorch"):
         cfg = demo_config(data_dir, data_dir.parent / "unused", epochs=1)
         cfg = dataclasses.replace(cfg, momentum_style=style, polyak=False, resume=None)
-        folder = data.ImageFolder(data_dir / "train")
+        classes = sorted(p.name for p in (data_dir / "train").iterdir() if p.is_dir())
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg, folder.classes, None)
+        model = build_model(cfg, classes, None)
         start = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
         loop = make_loop(cfg, model, Dist(), steps_per_epoch=steps)
         # the images as evaluated (no random augmentation): the same batches both ways
@@ -91,7 +91,9 @@ def main() -> None:
             cfg = dataclasses.replace(cfg, resume=None, polyak_start=start, **changes)
             began = time.perf_counter()
             out = Path(train(cfg)["output_dir"])
-            report = evaluate_weights([out / "polyak.safetensors"], data_dir / "val", crops=1, workers=0)
+            report = evaluate_weights(
+                [out / "polyak.safetensors"], data_dir / "val", crops=1, workers=0
+            )
             runs[name] = {"top1": report["top1"], "seconds": time.perf_counter() - began}
             print(f"{name}: val top-1 {report['top1']:.2f}%", flush=True)
         result["demo"] = runs

@@ -605,17 +605,8 @@ class GoogLeNet(HubMixin, nn.Module):
             feats.append(x)
         if stop == 0:
             return x, aux1, aux2, feats
-        x = self.maxpool1(x)
-        # N x 64 x 56 x 56
-        if self.norm1 is not None:
-            x = self.norm1(x)
-        x = self.conv2(x)
-        # N x 64 x 56 x 56
-        x = self.conv3(x)
-        # N x 192 x 56 x 56
-        if self.norm2 is not None:
-            x = self.norm2(x)
-        # feature 1, stride 4
+        x = self._stem(x)
+        # N x 192 x 56 x 56 (feature 1, stride 4)
         if take & 2:
             feats.append(x)
         if stop == 1:
@@ -632,19 +623,7 @@ class GoogLeNet(HubMixin, nn.Module):
             return x, aux1, aux2, feats
         x = self.maxpool3(x)
         # N x 480 x 14 x 14
-        x = self.inception4a(x)
-        # N x 512 x 14 x 14
-        if with_aux and self.aux1 is not None:
-            aux1 = self.aux1(x)
-        x = self.inception4b(x)
-        # N x 512 x 14 x 14
-        x = self.inception4c(x)
-        # N x 512 x 14 x 14
-        x = self.inception4d(x)
-        # N x 528 x 14 x 14
-        if with_aux and self.aux2 is not None:
-            aux2 = self.aux2(x)
-        x = self.inception4e(x)
+        x, aux1, aux2 = self._stage4(x, with_aux)
         # N x 832 x 14 x 14 (feature 3, stride 16)
         if take & 8:
             feats.append(x)
@@ -659,6 +638,40 @@ class GoogLeNet(HubMixin, nn.Module):
         if take & 16:
             feats.append(x)
         return x, aux1, aux2, feats
+
+    def _stem(self, x: Tensor) -> Tensor:
+        # N x 64 x 112 x 112
+        x = self.maxpool1(x)
+        # N x 64 x 56 x 56
+        if self.norm1 is not None:
+            x = self.norm1(x)
+        x = self.conv2(x)
+        # N x 64 x 56 x 56
+        x = self.conv3(x)
+        # N x 192 x 56 x 56
+        if self.norm2 is not None:
+            x = self.norm2(x)
+        return x
+
+    def _stage4(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        # N x 480 x 14 x 14
+        aux1: Tensor | None = None
+        aux2: Tensor | None = None
+        x = self.inception4a(x)
+        # N x 512 x 14 x 14
+        if with_aux and self.aux1 is not None:
+            aux1 = self.aux1(x)
+        x = self.inception4b(x)
+        # N x 512 x 14 x 14
+        x = self.inception4c(x)
+        # N x 512 x 14 x 14
+        x = self.inception4d(x)
+        # N x 528 x 14 x 14
+        if with_aux and self.aux2 is not None:
+            aux2 = self.aux2(x)
+        x = self.inception4e(x)
+        # N x 832 x 14 x 14
+        return x, aux1, aux2
 
     def _checked(self, x: Tensor) -> Tensor:
         # The eager one-line input error. TorchScript does not compile the branch (a static if on

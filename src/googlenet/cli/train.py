@@ -36,6 +36,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     _add_run(p, TrainConfig)
     _add_optimizer(p, TrainConfig)
+    _add_average(p, TrainConfig)
     _add_augmentation(p, TrainConfig)
     _add_machine(p, TrainConfig)
 
@@ -73,7 +74,7 @@ def _add_run(p: argparse.ArgumentParser, D) -> None:
 
 
 def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
-    from ..train.config import AVERAGES, MOMENTUM_STYLES, SCHEDULES
+    from ..train.config import SCHEDULES
 
     p.add_argument("--lr", type=positive_float, default=D.lr, help="learning rate")
     p.add_argument("--momentum", type=nonnegative_float, default=D.momentum, help="SGD momentum")
@@ -112,6 +113,27 @@ def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
     p.add_argument(
         "--warmup-epochs", type=nonnegative_float, default=D.warmup_epochs, help="linear warm-up"
     )
+    p.add_argument(
+        "--label-smoothing", type=nonnegative_float, default=D.label_smoothing, help="0: none"
+    )
+    p.add_argument(
+        "--aux-weight",
+        type=nonnegative_float,
+        default=D.aux_weight,
+        help="weight of each auxiliary loss; 0 drops the auxiliary heads",
+    )
+    p.add_argument("--dropout", type=nonnegative_float, help="main head dropout (paper 0.4)")
+    p.add_argument("--aux-dropout", type=nonnegative_float, help="aux head dropout (paper 0.7)")
+    p.add_argument(
+        "--freeze-trunk", action="store_true", help="with --weights: train the classifier only"
+    )
+
+
+def _add_average(p: argparse.ArgumentParser, D) -> None:
+    """The momentum rule and the weight average: the two recipe details where Caffe's and the
+    paper's differ from PyTorch's habits."""
+    from ..train.config import AVERAGES, MOMENTUM_STYLES
+
     p.add_argument("--polyak", action="store_true", help="keep an average of the weights")
     p.add_argument(
         "--average",
@@ -135,20 +157,6 @@ def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
         choices=list(MOMENTUM_STYLES),
         help="caffe: v = m v + lr g, w -= v (default for paper, paper-bn); pytorch: v = m v + g, "
         "w -= lr v (torchvision). They differ whenever the rate changes",
-    )
-    p.add_argument(
-        "--label-smoothing", type=nonnegative_float, default=D.label_smoothing, help="0: none"
-    )
-    p.add_argument(
-        "--aux-weight",
-        type=nonnegative_float,
-        default=D.aux_weight,
-        help="weight of each auxiliary loss; 0 drops the auxiliary heads",
-    )
-    p.add_argument("--dropout", type=nonnegative_float, help="main head dropout (paper 0.4)")
-    p.add_argument("--aux-dropout", type=nonnegative_float, help="aux head dropout (paper 0.7)")
-    p.add_argument(
-        "--freeze-trunk", action="store_true", help="with --weights: train the classifier only"
     )
 
 
