@@ -198,3 +198,20 @@ def test_traced_and_scripted_models_keep_the_input_check(case):
     for form in (model, torch.fx.symbolic_trace(model)):
         with pytest.raises(InputSizeError, match="too small for GoogLeNet"):
             form(small)
+
+
+@pytest.mark.parametrize("size", [SIZE, 224])
+def test_fx_traces_the_auxiliary_outputs_with_concrete_args(size):
+    """In training mode with ``return_aux`` fixed to True; at 224 the auxiliary heads' pooling
+    takes the paper's 5x5/3 branch on the 14x14 map, at 64 the adaptive one (an fx leaf picks on
+    the real tensor, so one graph serves both sizes)."""
+    case = CASES[0]
+    model = _model(case, "train")
+    graph = torch.fx.symbolic_trace(model, concrete_args={"return_aux": True})
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    got, expected = graph(x, True), model(x, return_aux=True)
+    for a, b in zip(got, expected, strict=True):
+        _same(a, b)
+    if size == 224:
+        other = torch.randn(2, 3, SIZE, SIZE)
+        assert graph(other, True).aux1.shape == (2, NUM_CLASSES)
