@@ -84,6 +84,10 @@ def test_a_classifiers_weights_fine_tune_a_detector_in_one_line(tmp_path):
     _train_step_then_eval(detector)
 
 
+def test_the_backbone_is_a_top_level_name():
+    assert googlenet.detection_backbone is detection_backbone
+
+
 def test_trainable_layers_is_checked():
     with pytest.raises(ConfigError, match="trainable_layers must be 0 to 5"):
         detection_backbone("paper-bn", trainable_layers=6)

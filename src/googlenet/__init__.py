@@ -35,6 +35,7 @@ _LAZY = {
     "optimize_for_inference": "runtime.backends",
     "InferenceModel": "runtime.backends",
     "from_pretrained": "hub",
+    "detection_backbone": "detection",  # torchvision's detection models: imported on first use
 }
 
 
@@ -67,6 +68,7 @@ __all__ = [
     "WeightsError",
     "convert_torchvision_state_dict",
     "create_model",
+    "detection_backbone",
     "from_pretrained",
     "load",
     "preset_config",
