@@ -506,8 +506,8 @@ class GoogLeNet(HubMixin, nn.Module):
     # TorchScript compiles properties unless told; num_classes reads the config dataclass.
     __jit_unused_properties__ = ["num_classes"]
 
-    def _feature_info(self) -> list[dict[str, Any]]:
-        info = []
+    def _feature_info(self) -> FeatureInfo:
+        info = FeatureInfo()
         for name, stride, channels in FEATURE_POINTS:
             if name == "conv3" and self.norm2 is not None:
                 name = "norm2"
@@ -792,8 +792,8 @@ class GoogLeNetFeatures(GoogLeNet):
     """The trunk as a backbone (timm's ``features_only=True``): ``forward`` returns the list of
     maps ``out_indices`` (of :data:`FEATURE_POINTS`; default all five, strides 2 to 32).
 
-    No classifier and no auxiliary heads are built, and the layers after the last map asked for
-    are removed (Identity), so every parameter is used (DDP needs no ``find_unused_parameters``).
+    No classifier and no auxiliary heads are built, and the layers with parameters after the last
+    map asked for are removed (Identity), so every parameter is used (DDP needs no ``find_unused_parameters``).
     The state dict keys are the classifier's (``conv1.conv.weight`` ...), so classification
     weights load into it: :meth:`from_model`, or ``create_model(..., features_only=True)``.
     """
@@ -807,8 +807,8 @@ class GoogLeNetFeatures(GoogLeNet):
         del self.avgpool, self.dropout, self.fc
         last = self.feature_info[self._stop]["module"]
         names = [n for n, _ in self.named_children()]
-        for name in names[names.index(last) + 1 :]:
-            if name not in ("aux1", "aux2"):
+        for name in names[names.index(last) + 1 :]:  # never run (the trunk stops before)
+            if any(True for _ in getattr(self, name).parameters()):
                 setattr(self, name, nn.Identity())
         self.feature_info = FeatureInfo(self.feature_info[i] for i in self.out_indices)
 
