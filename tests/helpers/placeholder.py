@@ -34,12 +34,12 @@ def build(distributed_env: bool):
 
 def rank_step(rank: int, world: int, tmp: Path) -> None:
     from googlenet.runtime import distributed
-    from googlenet.train.loop import _placeholder_batch, train_step
+    from googlenet.train.loop import placeholder_step, train_step
 
     loop = build(distributed_env=True)
     before = {k: v.clone() for k, v in loop.raw.state_dict().items()}
     if rank == 0:
-        train_step(loop, *_placeholder_batch(loop), weight=0.0)
+        placeholder_step(loop)
     else:
         train_step(loop, *batch())
     after = {k: v.clone() for k, v in loop.raw.state_dict().items()}
