@@ -793,7 +793,8 @@ class GoogLeNetFeatures(GoogLeNet):
     maps ``out_indices`` (of :data:`FEATURE_POINTS`; default all five, strides 2 to 32).
 
     No classifier and no auxiliary heads are built, and the layers with parameters after the last
-    map asked for are removed (Identity), so every parameter is used (DDP needs no ``find_unused_parameters``).
+    map asked for are removed (Identity), so every parameter is used (DDP needs no
+    ``find_unused_parameters``).
     The state dict keys are the classifier's (``conv1.conv.weight`` ...), so classification
     weights load into it: :meth:`from_model`, or ``create_model(..., features_only=True)``.
     """
