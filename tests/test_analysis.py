@@ -116,3 +116,19 @@ def test_console_entry_points(run_cli):
     proc = run_cli("--version", check=True)
     assert proc.stdout.startswith("googlenet ")
     assert run_cli().returncode == 2
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_summarize_leaves_the_model_in_the_callers_mode(training):
+    model = create_model("paper", num_classes=10).train(training)
+    summarize(model, input_size=64)
+    assert model.training is training
+    assert all(m.training is training for m in model.modules())
+
+
+def test_summarize_restores_a_mixed_mode():
+    """A caller's frozen part (BatchNorm in eval mode under a training model) stays as it was."""
+    model = create_model("paper-bn", num_classes=10).train()
+    model.conv1.bn.eval()
+    summarize(model, input_size=64)
+    assert model.training and model.inception3a.training and not model.conv1.bn.training

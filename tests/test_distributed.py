@@ -89,3 +89,35 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, run_cli):
             assert b[key] == pytest.approx(a[key], rel=1e-4), key
     ckpt = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
     assert len(ckpt["rng"]) == 2 and ckpt["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_a_rank_with_nothing_to_read_moves_no_statistic_and_adds_no_gradient(tmp_path):
+    """Two gloo processes, one step in which rank 0 has no readable image (the loop's
+    placeholder step) and rank 1 a batch of 4. Rank 0's BatchNorm statistics and counters (the
+    buffers DDP broadcasts) stay exactly as they were, where the black placeholder images used to
+    move them (running_var 0.99 -> 0.89 in one step); both ranks take the same step, and it is
+    rank 1's gradient alone, averaged over the two: a single process training on rank 1's batch
+    with loss weight 1/2 reaches the same weights."""
+    from helpers.gloo import run_ranks
+    from helpers.placeholder import batch, build, rank_step
+
+    from googlenet.train.loop import train_step
+
+    run_ranks(rank_step, tmp_path)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    buffers = [k for k in r0["before"] if "running_" in k or "num_batches" in k]
+    assert buffers
+    for key in buffers:
+        assert torch.equal(r0["after"][key], r0["before"][key]), key
+
+    reference = build(distributed_env=False)
+    train_step(reference, *batch(), weight=0.5)
+    expected = reference.raw.state_dict()
+    params = [k for k in expected if k not in buffers]
+    moved = 0
+    for key in params:
+        assert torch.equal(r0["after"][key], r1["after"][key]), key
+        torch.testing.assert_close(r0["after"][key], expected[key], rtol=1e-5, atol=1e-6)
+        moved += not torch.equal(r0["after"][key], r0["before"][key])
+    assert moved == len(params)  # the step happened: every parameter learned from rank 1

@@ -255,18 +255,25 @@ def test_feature_size_is_the_last_feature_maps_side():
 
 
 def test_torchvision_preset_initializes_like_torchvision():
-    """torchvision's init: every conv and linear weight normal(0, 0.01) (truncated at +-2, i.e.
-    200 sd: no effect), biases 0. The std of a layer's 10^4-10^6 weights is within 1% of its own
-    value (sampling error < 1/sqrt(2n)); 5% tolerance."""
-    model = create_model("torchvision", num_classes=10)
-    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-    for m in layers:
-        if m.weight.numel() >= 10_000:
-            assert abs(float(m.weight.std()) - 0.01) < 5e-4, m
-            # centred on 0: the mean of n >= 10^4 draws has sd 0.01 / sqrt(n) <= 1e-4; 10 sd
-            assert abs(float(m.weight.mean())) < 1e-3, m
-        if m.bias is not None:
-            assert torch.all(m.bias == 0), m
+    """torchvision's init: every conv and linear weight normal(0, 0.01) truncated at +-2, BatchNorm
+    1/0, and the Linear biases left at PyTorch's default (uniform +-1/sqrt(fan_in)), not zeroed.
+    Built from the same seed, the layers are drawn in the same order, so the two networks are
+    the same tensors, bit for bit (torchvision's keys mapped to ours)."""
+    from googlenet.weights import convert_torchvision_state_dict
+
+    torch.manual_seed(0)
+    ours = create_model("torchvision", num_classes=10)
+    torch.manual_seed(0)
+    theirs = torchvision.models.googlenet(
+        weights=None, num_classes=10, aux_logits=True, init_weights=True
+    )
+    expected = convert_torchvision_state_dict(theirs.state_dict())
+    got = ours.state_dict()
+    assert set(got) == set(expected)
+    for key, tensor in expected.items():
+        assert torch.equal(got[key], tensor), key
+    bound = 1 / 1024**0.5
+    assert 0 < float(ours.fc.bias.detach().abs().max()) <= bound  # PyTorch's default, not zeros
 
 
 def test_the_configuration_reaches_every_layer_it_names():
@@ -285,3 +292,17 @@ def test_the_configuration_reaches_every_layer_it_names():
         with torch.no_grad():
             manual = head.fc2(head.relu(head.fc1(torch.flatten(head.conv(pool(y)), 1))))
             torch.testing.assert_close(head(y), manual)
+
+
+def test_the_bare_constructors_are_the_paper_preset():
+    """``GoogLeNetConfig()`` and ``GoogLeNet()`` are ``create_model("paper")``, input scale
+    included (Caffe's 0-255 mean pixel, to which the LRN's alpha is tuned), and the other presets
+    keep ImageNet's mean and std."""
+    from googlenet import GoogLeNet, GoogLeNetConfig
+    from googlenet.model import CAFFE_MEAN, CAFFE_STD, IMAGENET_MEAN
+
+    assert GoogLeNetConfig() == googlenet.preset_config("paper")
+    assert GoogLeNet().config == create_model("paper").config
+    assert (GoogLeNetConfig().mean, GoogLeNetConfig().std) == (CAFFE_MEAN, CAFFE_STD)
+    assert create_model("paper-bn").config.mean == IMAGENET_MEAN
+    assert create_model("torchvision").config.mean == IMAGENET_MEAN

@@ -46,17 +46,20 @@ def one_line_error(proc) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_paper_schedule_is_096_every_8_epochs_scaled_to_the_run():
-    cfg = TrainConfig(data="x", epochs=250, lr=0.01)  # the BVLC run length: the literal rule
-    assert lr_at(0, 100, cfg) == 0.01
-    assert lr_at(799, 100, cfg) == 0.01
-    assert math.isclose(lr_at(800, 100, cfg), 0.0096)
-    assert math.isclose(lr_at(1600, 100, cfg), 0.01 * 0.96**2)
-    short = TrainConfig(data="x", epochs=25, lr=0.01)  # 31 decays squeezed into 25 epochs
-    assert math.isclose(lr_at(80, 100, short), 0.0096)
-    assert math.isclose(lr_at(2499, 100, short), 0.01 * 0.96**31)
-    literal = TrainConfig(data="x", epochs=25, lr=0.01, lr_step_size=8)
+def test_paper_schedule_is_the_papers_literal_rule_and_paper_scaled_fits_it_to_the_run():
+    literal = TrainConfig(data="x", epochs=25, lr=0.01)  # the default: x0.96 every 8 epochs
+    assert literal.schedule == "paper"
+    assert lr_at(799, 100, literal) == 0.01
+    assert math.isclose(lr_at(800, 100, literal), 0.0096)
     assert math.isclose(lr_at(2499, 100, literal), 0.01 * 0.96**3)
+    full = TrainConfig(data="x", epochs=250, lr=0.01, schedule="paper-scaled")
+    assert math.isclose(lr_at(800, 100, full), 0.0096)  # at BVLC's length the two agree
+    assert math.isclose(lr_at(1600, 100, full), 0.01 * 0.96**2)
+    short = TrainConfig(data="x", epochs=25, lr=0.01, schedule="paper-scaled")
+    assert math.isclose(lr_at(80, 100, short), 0.0096)  # 31 decays squeezed into 25 epochs
+    assert math.isclose(lr_at(2499, 100, short), 0.01 * 0.96**31)
+    sized = TrainConfig(data="x", epochs=25, lr=0.01, schedule="paper-scaled", lr_step_size=8)
+    assert math.isclose(lr_at(2499, 100, sized), 0.01 * 0.96**3)
 
 
 def test_cosine_step_and_warmup():

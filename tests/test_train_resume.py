@@ -52,3 +52,44 @@ def test_resume_refuses_what_would_change_the_run_and_extends_epochs(tmp_path, r
     assert lrs[2] < lrs[1] and lrs[2] < 0.004 * 0.1
     config = json.loads((tmp_path / "run" / "config.json").read_text())["args"]
     assert config["lr"] == 0.004 and config["seed"] == 3 and config["schedule"] == "cosine"
+
+
+def test_a_checkpoint_without_a_schedule_version_meant_the_scaled_rule_by_paper():
+    """Before "paper" became the literal rule, it named the scaled one; a checkpoint says which
+    by its "scheduler" entry's version (absent before). Today's checkpoints keep "paper"."""
+    from googlenet.train.config import SCHEDULE_VERSION, saved_args
+
+    old = {"args": {"schedule": "paper", "lr": 0.01}, "scheduler": {"schedule": "paper"}}
+    # ... and stepped with PyTorch's momentum (Caffe's, now the paper preset's, came with v2)
+    assert saved_args(old) == {"schedule": "paper-scaled", "lr": 0.01, "momentum_style": "pytorch"}
+    new = {"args": {"schedule": "paper"}, "scheduler": {"version": SCHEDULE_VERSION}}
+    assert saved_args(new)["schedule"] == "paper"
+    assert saved_args({"args": {"schedule": "cosine"}})["schedule"] == "cosine"
+
+
+@pytest.mark.slow
+def test_an_old_paper_run_resumes_on_the_scaled_rule(tmp_path, run_cli):
+    """A run stopped part-way, its checkpoint rewritten as an older version wrote it (schedule
+    "paper", no version, no momentum style), resumes exactly as the same run under
+    "paper-scaled" with PyTorch's momentum never stopped."""
+    make_dataset(tmp_path / "data")
+    scaled = ["--schedule", "paper-scaled", "--momentum-style", "pytorch", "--seed", "3"]
+    run_cli(*train_args("data", "a", 2, *scaled), check=True)
+    env = {"GOOGLENET_FAULT": "sigterm@step=3"}
+    assert run_cli(*train_args("data", "b", 2, *scaled), env=env).returncode != 0
+    ckpt = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    ckpt["args"]["schedule"] = "paper"
+    for new_field in ("momentum_style", "average", "polyak_start"):
+        del ckpt["args"][new_field]
+    del ckpt["scheduler"]["version"]
+    ckpt["scheduler"]["schedule"] = "paper"
+    torch.save(ckpt, tmp_path / "b" / "last.pt")
+    run_cli("train", "--resume", "auto", "--output-dir", "b", check=True)
+    a, b = (
+        load_file(tmp_path / "a" / "final.safetensors"),
+        load_file(tmp_path / "b" / "final.safetensors"),
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["lr"] for r in rows(tmp_path / "a")] == [r["lr"] for r in rows(tmp_path / "b")]
+    config = json.loads((tmp_path / "b" / "config.json").read_text())["args"]
+    assert config["schedule"] == "paper-scaled"

@@ -15,6 +15,7 @@ from .model import (
     TABLE1,
     GoogLeNet,
     GoogLeNetConfig,
+    GoogLeNetFeatures,
     GoogLeNetOutputs,
     InceptionAux,
     InceptionModule,
@@ -39,6 +40,7 @@ _LAZY = {
     "optimize_for_inference": "runtime.backends",
     "InferenceModel": "runtime.backends",
     "from_pretrained": "hub",
+    "detection_backbone": "detection",  # torchvision's detection models: imported on first use
 }
 
 
@@ -60,6 +62,7 @@ __all__ = [
     "GoogLeNet",
     "GoogLeNetConfig",
     "GoogLeNetError",
+    "GoogLeNetFeatures",
     "GoogLeNetOutputs",
     "InceptionAux",
     "InceptionModule",
@@ -70,6 +73,7 @@ __all__ = [
     "WeightsError",
     "convert_torchvision_state_dict",
     "create_model",
+    "detection_backbone",
     "from_pretrained",
     "load",
     "preset_config",

@@ -158,6 +158,19 @@ def _type(name: str, module: nn.Module) -> str:
 Fired = list[tuple[str, nn.Module, tuple[int, ...], tuple[int, ...]]]
 
 
+@contextmanager
+def eval_mode(model: nn.Module):
+    """``model`` in eval mode, then every module back in its own mode (a caller's frozen
+    BatchNorm inside a training model stays frozen; ``model.train(was)`` would unfreeze it)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def table1(model: GoogLeNet, input_size: int = 224) -> tuple[list[Row], list[Row]]:
     """Measure every Table 1 row of ``model`` at ``input_size``; also the two auxiliary heads.
 
@@ -169,14 +182,10 @@ def table1(model: GoogLeNet, input_size: int = 224) -> tuple[list[Row], list[Row
             f"--input-size {input_size} is too small for GoogLeNet: the smallest size that "
             f"works is {model.min_input_size}"
         )
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         fired, captured, macs = _trace_top_level(model, input_size)
         rows = _table_rows(fired, macs)
         aux_rows = _aux_rows(model, captured)
-    finally:
-        model.train(was_training)
     if model.config.preset == "paper" and input_size == 224:
         for row in rows:
             if row.name in PAPER_PRINTED:
@@ -299,15 +308,12 @@ def naive_vs_reduced(model: GoogLeNet, input_size: int = 224) -> list[dict[str, 
         for name, m in model.named_children()
         if isinstance(m, InceptionModule)
     ]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             model.forward_features(torch.zeros(1, 3, input_size, input_size))
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     out = []
     for name, shape in inputs.items():
         module: InceptionModule = getattr(model, name)
@@ -386,8 +392,8 @@ def summarize(
     rows, aux_rows = table1(model, input_size)
     total_params = sum(r.params for r in rows)
     total_macs = sum(r.macs for r in rows)
-    model_eval = model.eval()
-    counted = flop_counter_macs(model_eval, torch.zeros(1, 3, input_size, input_size))
+    with eval_mode(model):  # counted in eval mode: no aux heads
+        counted = flop_counter_macs(model, torch.zeros(1, 3, input_size, input_size))
     report: dict[str, Any] = {
         "preset": model.config.preset,
         "input_size": input_size,

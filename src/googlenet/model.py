@@ -33,7 +33,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, overload
+from typing import Any, Literal, NamedTuple, Optional, overload
 
 import torch
 import torch.nn.functional as F
@@ -203,10 +203,7 @@ class InceptionAux(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # aux1: N x 512 x 14 x 14, aux2: N x 528 x 14 x 14
-        if self.pooling == "paper" and x.shape[-2:] == (14, 14):
-            x = F.avg_pool2d(x, 5, stride=3, ceil_mode=True)
-        else:
-            x = F.adaptive_avg_pool2d(x, 4)
+        x = aux_pool(x, self.pooling == "paper")
         # N x C x 4 x 4
         x = self.conv(x)
         # N x 128 x 4 x 4
@@ -216,6 +213,21 @@ class InceptionAux(nn.Module):
         # N x 1024
         return self.fc2(x)
         # N x num_classes
+
+
+def aux_pool(x: Tensor, paper: bool) -> Tensor:
+    """The auxiliary heads' pooling to 4x4: the paper's 5x5/3 on a 14x14 map, else adaptive.
+
+    A branch on the input's size, so a leaf of torch.fx graphs (``torch.fx.wrap`` below: fx
+    cannot branch on a symbolic shape; the graph runs this function on the real tensor).
+    TorchScript compiles it as it is; dynamo specializes on the (static) height and width.
+    """
+    if paper and x.shape[-2] == 14 and x.shape[-1] == 14:
+        return F.avg_pool2d(x, 5, stride=3, ceil_mode=True)
+    return F.adaptive_avg_pool2d(x, 4)
+
+
+torch.fx.wrap("aux_pool")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,14 +273,46 @@ TABLE1: tuple[InceptionSpec, ...] = (
 # The same rows by name, so that code reads like the table: ROW["inception4a"].out_channels.
 ROW: dict[str, InceptionSpec] = {spec.name: spec for spec in TABLE1}
 
+# The feature maps a backbone reads (timm's feature_info), one per stride: (module, stride,
+# channels). Each is the last map of its resolution; at stride 4 the map after norm2 where the
+# network has LRN (see GoogLeNet.feature_info).
+FEATURE_POINTS: tuple[tuple[str, int, int], ...] = (
+    ("conv1", 2, 64),
+    ("conv3", 4, 192),
+    ("inception3b", 8, ROW["inception3b"].out_channels),
+    ("inception4e", 16, ROW["inception4e"].out_channels),
+    ("inception5b", 32, ROW["inception5b"].out_channels),
+)
+
+
+def feature_indices(indices: int | list[int] | tuple[int, ...] | None) -> list[int]:
+    """timm's ``indices``/``out_indices``: None all five maps, an int n the last n, else the
+    indices themselves (negative ones count from the end), sorted."""
+    n = len(FEATURE_POINTS)
+    if indices is None:
+        return list(range(n))
+    if isinstance(indices, int):
+        if not 1 <= indices <= n:
+            raise ConfigError(f"indices: the last 1 to {n} feature maps, got {indices}")
+        return list(range(n - indices, n))
+    chosen = sorted({i % n for i in indices if -n <= i < n})
+    if not chosen or len(chosen) != len(indices) or any(not _is_int(i) for i in indices):
+        raise ConfigError(
+            f"out_indices: distinct feature indices 0 to {n - 1} (strides 2, 4, 8, 16, 32), "
+            f"got {tuple(indices)}"
+        )
+    return chosen
+
 
 @dataclass
 class GoogLeNetConfig:
     """Everything needed to rebuild a model; saved as JSON in our weights files.
 
-    The architecture fields default to the paper. ``input_size``, ``mean``, ``std`` and
-    ``class_names`` describe the data the weights were trained on; they travel with the weights so
-    that predicting, evaluating and exporting preprocess the way training did.
+    Every field defaults to the ``paper`` preset, so ``GoogLeNetConfig()`` *is*
+    ``preset_config("paper")`` (Caffe's 0-255 mean-pixel input included: the LRN's alpha is tuned
+    to that scale). ``input_size``, ``mean``, ``std`` and ``class_names`` describe the data the
+    weights were trained on; they travel with the weights so that predicting, evaluating and
+    exporting preprocess the way training did.
     """
 
     preset: str = "paper"
@@ -286,8 +330,8 @@ class GoogLeNetConfig:
     init: Literal["caffe", "trunc_normal"] = "caffe"
     # Data the weights belong to.
     input_size: int = 224
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, float, float] = CAFFE_MEAN
+    std: tuple[float, float, float] = CAFFE_STD
     class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -345,17 +389,17 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class GoogLeNetOutputs(NamedTuple):
-    """What ``model(x, return_aux=True)`` returns.
+# The functional form: TorchScript reads a NamedTuple's field types, and this module's
+# annotations are strings (from __future__ import annotations), which it cannot resolve.
+GoogLeNetOutputs = NamedTuple(  # noqa: UP014
+    "GoogLeNetOutputs",
+    [("logits", Tensor), ("aux1", Optional[Tensor]), ("aux2", Optional[Tensor])],  # noqa: UP045
+)
+GoogLeNetOutputs.__doc__ = """What ``model(x, return_aux=True)`` returns.
 
-    ``aux1`` (on 4a) and ``aux2`` (on 4d) are ``None`` in eval mode and on a model built with
-    ``aux_logits=False``. Mind the order: torchvision returns
-    ``(logits, aux_logits2, aux_logits1)``.
-    """
-
-    logits: Tensor
-    aux1: Tensor | None
-    aux2: Tensor | None
+``aux1`` (on 4a) and ``aux2`` (on 4d) are ``None`` in eval mode and on a model built with
+``aux_logits=False``. Mind the order: torchvision returns ``(logits, aux_logits2, aux_logits1)``.
+"""
 
 
 def _pool_out(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
@@ -383,6 +427,16 @@ def check_input(x: Tensor, min_input_size: int) -> None:
             f"input {x.shape[-2]}x{x.shape[-1]} is too small for GoogLeNet: the smallest size "
             f"that works is {m}x{m} (Table 1 is for 224x224)"
         )
+
+
+def checked_input(x: Tensor, min_input_size: int) -> Tensor:
+    """``x``, after :func:`check_input`: the form the network calls, a leaf of torch.fx graphs
+    (``torch.fx.wrap`` below), so that a traced model still checks what it is given."""
+    check_input(x, min_input_size)
+    return x
+
+
+torch.fx.wrap("checked_input")
 
 
 class GoogLeNet(HubMixin, nn.Module):
@@ -446,7 +500,22 @@ class GoogLeNet(HubMixin, nn.Module):
         self.fc = nn.Linear(ROW["inception5b"].out_channels, cfg.num_classes)
 
         self.min_input_size = self._min_input_size()
+        # Plain copies of what forward reads, so that it scripts (TorchScript cannot read the
+        # config dataclass); feature_info: timm's, the maps a backbone can take.
+        self.transform_input = cfg.transform_input
+        self.feature_info = self._feature_info()
         self.apply(self._init_weights)
+
+    # TorchScript compiles properties unless told; num_classes reads the config dataclass.
+    __jit_unused_properties__ = ["num_classes"]
+
+    def _feature_info(self) -> FeatureInfo:
+        info = FeatureInfo()
+        for name, stride, channels in FEATURE_POINTS:
+            if name == "conv3" and self.norm2 is not None:
+                name = "norm2"
+            info.append({"num_chs": channels, "reduction": stride, "module": name})
+        return info
 
     @staticmethod
     def _lrn() -> nn.LocalResponseNorm:
@@ -462,7 +531,9 @@ class GoogLeNet(HubMixin, nn.Module):
         "xavier": uniform on +-sqrt(3 / fan_in)); conv and hidden fully connected biases 0.2 (a
         positive bias keeps the ReLUs of a BN-free network alive at the start); the two
         classifier layers' biases 0.
-        ``trunc_normal`` (torchvision): torchvision's init, normal(0, 0.01) truncated at +-2.
+        ``trunc_normal`` (torchvision): torchvision's init, normal(0, 0.01) truncated at +-2 for
+        every weight; biases keep PyTorch's default (only the Linear layers have one), as in
+        ``torchvision.models.googlenet``, which this reproduces draw for draw from one seed.
         BatchNorm: weight 1, bias 0.
         """
         if isinstance(m, nn.BatchNorm2d):
@@ -473,8 +544,6 @@ class GoogLeNet(HubMixin, nn.Module):
             return
         if self.config.init == "trunc_normal":
             nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
             return
         fan_in = m.weight[0].numel()
         bound = math.sqrt(3.0 / fan_in)
@@ -521,13 +590,59 @@ class GoogLeNet(HubMixin, nn.Module):
         return torch.cat((ch0, ch1, ch2), 1)
 
     def _forward_trunk(
-        self, x: Tensor, with_aux: bool
-    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        self.check_input(x)
-        if self.config.transform_input:
+        self, x: Tensor, with_aux: bool, take: int = 0, stop: int = 4
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, list[Tensor]]:
+        """conv1 to 5b, with the auxiliary heads if ``with_aux``; the feature maps whose bit is
+        set in ``take`` (bit i: :data:`FEATURE_POINTS` [i]) are returned too, and the trunk
+        stops after feature ``stop``. A bit mask and plain ifs so that the same code scripts,
+        traces (fx, dynamo) and runs eagerly."""
+        feats: list[Tensor] = []
+        aux1: Tensor | None = None
+        aux2: Tensor | None = None
+        if self.transform_input:
             x = self._transform_input(x)
         # N x 3 x 224 x 224
         x = self.conv1(x)
+        # N x 64 x 112 x 112 (feature 0, stride 2)
+        if take & 1:
+            feats.append(x)
+        if stop == 0:
+            return x, aux1, aux2, feats
+        x = self._stem(x)
+        # N x 192 x 56 x 56 (feature 1, stride 4)
+        if take & 2:
+            feats.append(x)
+        if stop == 1:
+            return x, aux1, aux2, feats
+        x = self.maxpool2(x)
+        # N x 192 x 28 x 28
+        x = self.inception3a(x)
+        # N x 256 x 28 x 28
+        x = self.inception3b(x)
+        # N x 480 x 28 x 28 (feature 2, stride 8)
+        if take & 4:
+            feats.append(x)
+        if stop == 2:
+            return x, aux1, aux2, feats
+        x = self.maxpool3(x)
+        # N x 480 x 14 x 14
+        x, aux1, aux2 = self._stage4(x, with_aux)
+        # N x 832 x 14 x 14 (feature 3, stride 16)
+        if take & 8:
+            feats.append(x)
+        if stop == 3:
+            return x, aux1, aux2, feats
+        x = self.maxpool4(x)
+        # N x 832 x 7 x 7
+        x = self.inception5a(x)
+        # N x 832 x 7 x 7
+        x = self.inception5b(x)
+        # N x 1024 x 7 x 7 (feature 4, stride 32)
+        if take & 16:
+            feats.append(x)
+        return x, aux1, aux2, feats
+
+    def _stem(self, x: Tensor) -> Tensor:
         # N x 64 x 112 x 112
         x = self.maxpool1(x)
         # N x 64 x 56 x 56
@@ -539,37 +654,63 @@ class GoogLeNet(HubMixin, nn.Module):
         # N x 192 x 56 x 56
         if self.norm2 is not None:
             x = self.norm2(x)
-        x = self.maxpool2(x)
-        # N x 192 x 28 x 28
-        x = self.inception3a(x)
-        # N x 256 x 28 x 28
-        x = self.inception3b(x)
-        # N x 480 x 28 x 28
-        x = self.maxpool3(x)
+        return x
+
+    def _stage4(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
         # N x 480 x 14 x 14
+        aux1: Tensor | None = None
+        aux2: Tensor | None = None
         x = self.inception4a(x)
         # N x 512 x 14 x 14
-        aux1 = self.aux1(x) if with_aux and self.aux1 is not None else None
+        if with_aux and self.aux1 is not None:
+            aux1 = self.aux1(x)
         x = self.inception4b(x)
         # N x 512 x 14 x 14
         x = self.inception4c(x)
         # N x 512 x 14 x 14
         x = self.inception4d(x)
         # N x 528 x 14 x 14
-        aux2 = self.aux2(x) if with_aux and self.aux2 is not None else None
+        if with_aux and self.aux2 is not None:
+            aux2 = self.aux2(x)
         x = self.inception4e(x)
         # N x 832 x 14 x 14
-        x = self.maxpool4(x)
-        # N x 832 x 7 x 7
-        x = self.inception5a(x)
-        # N x 832 x 7 x 7
-        x = self.inception5b(x)
-        # N x 1024 x 7 x 7
         return x, aux1, aux2
+
+    def _checked(self, x: Tensor) -> Tensor:
+        # The eager one-line input error. TorchScript does not compile the branch (a static if on
+        # is_scripting); under torch.fx, checked_input is a leaf of the graph (torch.fx.wrap), so
+        # the traced module checks its real inputs; under dynamo (torch.compile, torch.export)
+        # it returns at once (is_compiling), so that the graph has no break and a dynamic batch.
+        if not torch.jit.is_scripting():
+            x = checked_input(x, self.min_input_size)
+        return x
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The trunk, conv1 to inception5b: N x 1024 x 7 x 7 at 224 (no auxiliary heads)."""
-        return self._forward_trunk(x, with_aux=False)[0]
+        return self._forward_trunk(self._checked(x), False)[0]
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | list[int] | None = None,
+        stop_early: bool = False,
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm's ``forward_intermediates``: the feature maps ``indices`` (of
+        :attr:`feature_info`: 0 conv1 /2, 1 conv3 /4, 2 inception3b /8, 3 inception4e /16,
+        4 inception5b /32; an int n means the last n; None all) and the final features.
+
+        Returns ``(features, maps)``: ``forward_head(features)`` gives the logits, so one pass
+        yields logits and maps. ``intermediates_only=True`` returns the maps alone (and with
+        ``stop_early`` skips the layers after the last one asked for).
+        """
+        take = feature_indices(indices)
+        mask = sum(1 << i for i in take)
+        stop = max(take) if stop_early and intermediates_only else 4
+        final, _, _, maps = self._forward_trunk(self._checked(x), False, mask, stop)
+        if intermediates_only:
+            return maps
+        return final, maps
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Global average pool, dropout 40%, linear. ``pre_logits=True`` stops before dropout."""
@@ -588,9 +729,13 @@ class GoogLeNet(HubMixin, nn.Module):
 
     def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | GoogLeNetOutputs:
         """Main logits, or with ``return_aux=True`` a :class:`GoogLeNetOutputs` (see the module)."""
-        features, aux1, aux2 = self._forward_trunk(x, with_aux=return_aux and self.training)
+        # isinstance: torch.fx passes a defaulted argument as a Proxy, which cannot be branched
+        # on; a traced graph then has the default's output (the logits; trace the auxiliary
+        # outputs with concrete_args={"return_aux": True}). TorchScript types it bool.
+        want_aux = isinstance(return_aux, bool) and return_aux
+        features, aux1, aux2, _ = self._forward_trunk(self._checked(x), want_aux and self.training)
         logits = self.forward_head(features)
-        if return_aux:
+        if want_aux:
             return GoogLeNetOutputs(logits, aux1, aux2)
         return logits
 
@@ -627,6 +772,68 @@ def _first(v: int | tuple[int, ...]) -> int:
     return v[0] if isinstance(v, tuple) else v
 
 
+class FeatureInfo(list):
+    """timm's ``feature_info`` for the maps a features model returns: a list of dicts
+    (``num_chs``, ``reduction``, ``module``) with timm's accessors. Written here because timm is
+    not a dependency; the names and meanings are timm's, so code written for timm backbones
+    (``feature_info.channels()``) works unchanged."""
+
+    def channels(self, idx: int | None = None) -> list[int] | int:
+        return self._get("num_chs", idx)
+
+    def reduction(self, idx: int | None = None) -> list[int] | int:
+        return self._get("reduction", idx)
+
+    def module_name(self, idx: int | None = None) -> list[str] | str:
+        return self._get("module", idx)
+
+    def _get(self, key: str, idx: int | None) -> Any:
+        return [f[key] for f in self] if idx is None else self[idx][key]
+
+
+class GoogLeNetFeatures(GoogLeNet):
+    """The trunk as a backbone (timm's ``features_only=True``): ``forward`` returns the list of
+    maps ``out_indices`` (of :data:`FEATURE_POINTS`; default all five, strides 2 to 32).
+
+    No classifier and no auxiliary heads are built, and the layers with parameters after the last
+    map asked for are removed (Identity), so every parameter is used (DDP needs no
+    ``find_unused_parameters``).
+    The state dict keys are the classifier's (``conv1.conv.weight`` ...), so classification
+    weights load into it: :meth:`from_model`, or ``create_model(..., features_only=True)``.
+    """
+
+    def __init__(self, config: GoogLeNetConfig | None = None, out_indices: Any = None) -> None:
+        config = config or GoogLeNetConfig()
+        super().__init__(dataclasses.replace(config, aux_logits=False))
+        self.out_indices = tuple(feature_indices(out_indices))
+        self._take = sum(1 << i for i in self.out_indices)
+        self._stop = max(self.out_indices)
+        del self.avgpool, self.dropout, self.fc
+        last = self.feature_info[self._stop]["module"]
+        names = [n for n, _ in self.named_children()]
+        for name in names[names.index(last) + 1 :]:  # never run (the trunk stops before)
+            if any(True for _ in getattr(self, name).parameters()):
+                setattr(self, name, nn.Identity())
+        self.feature_info = FeatureInfo(self.feature_info[i] for i in self.out_indices)
+
+    @classmethod
+    def from_model(cls, model: GoogLeNet, out_indices: Any = None) -> GoogLeNetFeatures:
+        """The backbone of ``model`` (its weights, copied; the head and aux heads left out)."""
+        features = cls(model.config, out_indices).to(next(model.parameters()).device)
+        own = features.state_dict()
+        features.load_state_dict({k: v for k, v in model.state_dict().items() if k in own})
+        return features.train(model.training)
+
+    def forward(self, x: Tensor) -> list[Tensor]:  # type: ignore[override]
+        return self._forward_trunk(self._checked(x), False, self._take, self._stop)[3]
+
+    def classifiers(self) -> list[nn.Linear]:
+        return []
+
+    def extra_repr(self) -> str:
+        return f"preset={self.config.preset!r}, out_indices={self.out_indices}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Presets and the factory
 # ---------------------------------------------------------------------------------------------
@@ -655,7 +862,7 @@ def paper_bn() -> dict:
     std (BatchNorm after the first convolution makes the input's scale irrelevant, and there is
     no LRN tuned to it).
     """
-    return {"norm": "batchnorm"}
+    return {"norm": "batchnorm", "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
 
 
 def torchvision_port() -> dict:
@@ -676,6 +883,8 @@ def torchvision_port() -> dict:
         "dropout": 0.2,
         "transform_input": True,
         "init": "trunc_normal",
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
     }
 
 
@@ -697,12 +906,24 @@ def preset_config(preset: str = "paper", **fields: Any) -> GoogLeNetConfig:
 
 
 def create_model(
-    preset: str = "paper", num_classes: int = 1000, aux_logits: bool = True, **overrides: Any
+    preset: str = "paper",
+    num_classes: int = 1000,
+    aux_logits: bool = True,
+    *,
+    features_only: bool = False,
+    out_indices: Any = None,
+    **overrides: Any,
 ) -> GoogLeNet:
     """Build a freshly initialized GoogLeNet from a named preset.
 
     ``overrides`` are :class:`GoogLeNetConfig` fields (``dropout=0.5``, ``input_size=96``,
-    ``class_names=[...]``); an unknown one raises :class:`ConfigError`.
+    ``class_names=[...]``); an unknown one raises :class:`ConfigError`. ``features_only=True``
+    builds the backbone instead (:class:`GoogLeNetFeatures`, timm's interface), returning the
+    maps ``out_indices`` (default all five: strides 2, 4, 8, 16, 32).
     """
     config = preset_config(preset, num_classes=num_classes, aux_logits=aux_logits, **overrides)
+    if features_only:
+        return GoogLeNetFeatures(config, out_indices)
+    if out_indices is not None:
+        raise ConfigError("out_indices is for features_only=True")
     return GoogLeNet(config)

@@ -31,11 +31,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="train (or fine-tune) on an image folder with the paper's recipe",
         description="Train GoogLeNet on DIR/train/<class>/<image> (validating on DIR/val) with the "
         "paper's recipe: SGD momentum 0.9, loss = main + 0.3 x (aux1 + aux2), lr x0.96 every 8 "
-        "epochs (scaled to the run), the paper's augmentation. Many GPUs: torchrun "
+        "epochs, the paper's augmentation. Many GPUs: torchrun "
         "--nproc-per-node N -m googlenet train ... (-b is per process).",
     )
     _add_run(p, TrainConfig)
     _add_optimizer(p, TrainConfig)
+    _add_average(p, TrainConfig)
     _add_augmentation(p, TrainConfig)
     _add_machine(p, TrainConfig)
 
@@ -73,6 +74,8 @@ def _add_run(p: argparse.ArgumentParser, D) -> None:
 
 
 def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
+    from ..train.config import SCHEDULES
+
     p.add_argument("--lr", type=positive_float, default=D.lr, help="learning rate")
     p.add_argument("--momentum", type=nonnegative_float, default=D.momentum, help="SGD momentum")
     p.add_argument(
@@ -85,9 +88,10 @@ def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
     )
     p.add_argument(
         "--schedule",
-        choices=["paper", "poly", "cosine", "step"],
+        choices=list(SCHEDULES),
         default=D.schedule,
-        help="paper: lr x0.96 every 8 x epochs/250 epochs; poly: Caffe's lr x (1 - t/T)^power "
+        help="paper: lr x0.96 every 8 epochs (the paper's rule); paper-scaled: x0.96 every 8 x "
+        "epochs/250 epochs (its 31 decays fitted to the run); poly: Caffe's lr x (1 - t/T)^power "
         "(the BVLC weights' quick_solver)",
     )
     p.add_argument(
@@ -103,15 +107,11 @@ def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
         "--lr-step-size",
         type=positive_float,
         metavar="EPOCHS",
-        help="epochs between decays (paper: 8 x epochs / 250; step: 30)",
+        help="epochs between decays (paper: 8; paper-scaled: 8 x epochs / 250; step: 30)",
     )
     p.add_argument("--lr-gamma", type=positive_float, help="decay factor (paper 0.96, step 0.1)")
     p.add_argument(
         "--warmup-epochs", type=nonnegative_float, default=D.warmup_epochs, help="linear warm-up"
-    )
-    p.add_argument("--polyak", action="store_true", help="keep a Polyak (EMA) average of weights")
-    p.add_argument(
-        "--polyak-decay", type=positive_float, default=D.polyak_decay, help="EMA decay per step"
     )
     p.add_argument(
         "--label-smoothing", type=nonnegative_float, default=D.label_smoothing, help="0: none"
@@ -126,6 +126,37 @@ def _add_optimizer(p: argparse.ArgumentParser, D) -> None:
     p.add_argument("--aux-dropout", type=nonnegative_float, help="aux head dropout (paper 0.7)")
     p.add_argument(
         "--freeze-trunk", action="store_true", help="with --weights: train the classifier only"
+    )
+
+
+def _add_average(p: argparse.ArgumentParser, D) -> None:
+    """The momentum rule and the weight average: the two recipe details where Caffe's and the
+    paper's differ from PyTorch's habits."""
+    from ..train.config import AVERAGES, MOMENTUM_STYLES
+
+    p.add_argument("--polyak", action="store_true", help="keep an average of the weights")
+    p.add_argument(
+        "--average",
+        choices=list(AVERAGES),
+        default=D.average,
+        help="--polyak's average: ema (exponential, --polyak-decay) or polyak (Polyak and "
+        "Juditsky's arithmetic mean of the iterates from --polyak-start on)",
+    )
+    p.add_argument(
+        "--polyak-decay", type=positive_float, default=D.polyak_decay, help="EMA decay per step"
+    )
+    p.add_argument(
+        "--polyak-start",
+        type=nonnegative_float,
+        default=D.polyak_start,
+        metavar="EPOCHS",
+        help="the average takes the weights from this epoch on (0: from the first step)",
+    )
+    p.add_argument(
+        "--momentum-style",
+        choices=list(MOMENTUM_STYLES),
+        help="caffe: v = m v + lr g, w -= v (default for paper, paper-bn); pytorch: v = m v + g, "
+        "w -= lr v (torchvision). They differ whenever the rate changes",
     )
 
 

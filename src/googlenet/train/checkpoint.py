@@ -21,7 +21,7 @@ from ..fileio import torch_save
 from ..model import GoogLeNet
 from ..runtime.distributed import Dist
 from ..weights import save_weights
-from .config import plain
+from .config import SCHEDULE_VERSION, plain, saved_args
 from .loop import EpochProgress, Loop
 
 log = logging.getLogger("googlenet.train")
@@ -70,7 +70,11 @@ def save_checkpoint(
         "model": loop.raw.state_dict(),
         "polyak": loop.polyak.state_dict() if loop.polyak is not None else None,
         "optimizer": loop.optimizer.state_dict(),
-        "scheduler": {"schedule": loop.cfg.schedule, "step": loop.step},
+        "scheduler": {
+            "schedule": loop.cfg.schedule,
+            "step": loop.step,
+            "version": SCHEDULE_VERSION,  # what "paper" means: see config.saved_args
+        },
         "scaler": loop.scaler.state_dict(),
         "epoch": epoch,
         "batch": batch,
@@ -135,7 +139,7 @@ def restore(loop: Loop, ckpt: dict[str, Any]) -> tuple[int, float, list, EpochPr
             loop.dist.world,
         )
         torch.manual_seed(loop.cfg.seed + loop.dist.rank + epoch)
-    args = ckpt.get("args") or {}
+    args = saved_args(ckpt)
     changed = {
         k: (v, getattr(loop.cfg, k))
         for k, v in args.items()

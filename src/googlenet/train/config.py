@@ -17,10 +17,14 @@ from typing import Any
 from ..errors import ConfigError
 from ..runtime.device import AMP_CHOICES
 
-SCHEDULES = ("paper", "poly", "cosine", "step")
+SCHEDULES = ("paper", "paper-scaled", "poly", "cosine", "step")
 # The BVLC solver ran 10M iterations of batch 32 (250 epochs) with the rate x0.96 every 320k
-# iterations (8 epochs): 31 decays. Scaled runs keep that shape over their own length.
+# iterations (8 epochs): 31 decays. "paper" is that rule as written (x0.96 every 8 epochs);
+# "paper-scaled" keeps its shape over the run's own length (every 8 x epochs / 250 epochs).
 PAPER_EPOCHS, PAPER_STEP_EPOCHS, PAPER_GAMMA = 250, 8.0, 0.96
+# Checkpoints record the version of the schedules' names ("scheduler": {"version": ...}). Before
+# version 2 "paper" was the scaled rule: such a checkpoint resumes as "paper-scaled".
+SCHEDULE_VERSION = 2
 # Flags that would make a resumed run another run: --resume refuses a new value (issue 17).
 RESUME_REFUSED = ("data", "val", "preset", "weights", "input_size", "batch_size", "seed")
 # Not taken from the checkpoint: where this process writes and what it resumes from.
@@ -29,6 +33,16 @@ RESUME_OWN = ("resume", "output_dir", "replan_step", "replan_lr")
 # train_val.prototxt); torchvision's reference recipe trains everything at the base rate.
 DECODE_CHOICES = ("cpu", "gpu", "device")
 CAFFE_BIAS_LR_MULT = {"paper": 2.0, "paper-bn": 2.0}
+# SGD's momentum, written two ways (equal while the rate is constant, different whenever it
+# changes: at every step under poly or cosine, at each decay of a step schedule):
+#   caffe:   v = m v + lr (g + wd w);  w -= v       (Caffe's SGDSolver, the paper's)
+#   pytorch: v = m v + (g + wd w);     w -= lr v    (torch.optim.SGD, torchvision's recipe)
+# Default: Caffe's for the presets trained with Caffe's recipe, PyTorch's for torchvision's.
+MOMENTUM_STYLES = ("caffe", "pytorch")
+CAFFE_MOMENTUM = ("paper", "paper-bn")
+# --polyak's average: ema (an exponential moving average, decay --polyak-decay) or polyak (Polyak
+# and Juditsky's arithmetic mean of the iterates from --polyak-start on, the paper's citation).
+AVERAGES = ("ema", "polyak")
 
 
 @dataclass
@@ -48,13 +62,16 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 2e-4
     schedule: str = "paper"
-    lr_step_size: float | None = None  # epochs; paper: 8 x epochs / 250, step: 30
+    lr_step_size: float | None = None  # epochs; paper: 8, paper-scaled: 8 x epochs / 250, step: 30
     lr_gamma: float | None = None  # paper: 0.96, step: 0.1
     poly_power: float = 0.5  # --schedule poly: lr x (1 - t/T) ** power (Caffe's quick_solver)
     warmup_epochs: float = 0.0
     bias_lr_mult: float | None = None  # default: Caffe's 2 for paper/paper-bn, 1 for torchvision
     polyak: bool = False
     polyak_decay: float = 0.999
+    average: str = "ema"  # what --polyak keeps: ema or polyak (see AVERAGES)
+    polyak_start: float = 0.0  # epochs: the average takes the iterates from here on
+    momentum_style: str | None = None  # caffe or pytorch (see MOMENTUM_STYLES); None: the preset's
     label_smoothing: float = 0.0
     aux_weight: float = 0.3  # 0 drops the auxiliary heads
     dropout: float | None = None  # main head; default: the preset's (0.4 for the paper)
@@ -114,6 +131,15 @@ class TrainConfig:
             problems.append(f"--scale needs 0 < MIN <= MAX <= 1, got {self.scale}")
         if not (0 < self.ratio[0] <= self.ratio[1]):
             problems.append(f"--ratio needs 0 < MIN <= MAX, got {self.ratio}")
+        if self.average not in AVERAGES:
+            problems.append(f"--average must be one of {', '.join(AVERAGES)}, got {self.average!r}")
+        if not 0 <= self.polyak_start:
+            problems.append(f"--polyak-start must be 0 or more epochs, got {self.polyak_start}")
+        if self.momentum_style not in (None, *MOMENTUM_STYLES):
+            problems.append(
+                f"--momentum-style must be one of {', '.join(MOMENTUM_STYLES)}, "
+                f"got {self.momentum_style!r}"
+            )
         if not 0 <= self.polyak_decay < 1:
             problems.append(f"--polyak-decay must be in [0, 1), got {self.polyak_decay}")
         if not 0 <= self.label_smoothing < 1:
@@ -189,6 +215,26 @@ class TrainConfig:
         if self.bias_lr_mult is not None:
             return self.bias_lr_mult
         return CAFFE_BIAS_LR_MULT.get(preset, 1.0)
+
+    def momentum_rule(self, preset: str) -> str:
+        """``--momentum-style``, or the preset's recipe's: Caffe's for paper and paper-bn."""
+        if self.momentum_style is not None:
+            return self.momentum_style
+        return "caffe" if preset in CAFFE_MOMENTUM else "pytorch"
+
+
+def saved_args(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a checkpoint was trained with, in today's names. A checkpoint written before
+    :data:`SCHEDULE_VERSION` 2 (no version in its "scheduler" entry) meant the scaled rule by
+    "paper", which is now "paper-scaled", and stepped with PyTorch's momentum (Caffe's, now the
+    paper presets' default, did not exist): it resumes as it ran."""
+    args = dict(ckpt.get("args") or {})
+    scheduler = ckpt.get("scheduler") or {}
+    if scheduler.get("version", 1) < 2:
+        if args.get("schedule") == "paper":
+            args["schedule"] = "paper-scaled"
+        args.setdefault("momentum_style", "pytorch")
+    return args
 
 
 def _comparable(name: str, value: Any) -> Any:

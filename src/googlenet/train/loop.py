@@ -30,7 +30,7 @@ from ..runtime.distributed import Dist
 from ..runtime.evaluation import evaluate
 from ..runtime.training import TrainStep, prepare_for_training
 from .config import TrainConfig
-from .recipe import build_optimizer, lr_at, polyak_average, set_lr
+from .recipe import average_of, build_optimizer, lr_at, set_lr
 from .signals import StopSignals
 
 log = logging.getLogger("googlenet.train")
@@ -58,6 +58,7 @@ class Loop:
     stop: StopSignals | None = None  # SIGINT/SIGTERM seen, while train() runs
     saved: str = ""  # the last checkpoint written or resumed from, for messages
     probe: Tensor | None = None  # the last batch trained on: checked again before a checkpoint
+    momentum_style: str = "pytorch"  # caffe or pytorch: see config.MOMENTUM_STYLES
 
     @property
     def amp(self) -> str | None:
@@ -94,13 +95,14 @@ def make_loop(cfg: TrainConfig, raw: GoogLeNet, d: Dist, steps_per_epoch: int) -
     return Loop(
         model=model,
         raw=raw,
-        polyak=polyak_average(raw, cfg.polyak_decay) if cfg.polyak else None,
+        polyak=average_of(raw, cfg),
         optimizer=optimizer,
         scaler=scaler,
         step_fn=step_fn,
         cfg=cfg,
         dist=d,
         steps_per_epoch=steps_per_epoch,
+        momentum_style=cfg.momentum_rule(raw.config.preset),
     )
 
 
@@ -108,9 +110,9 @@ def train_step(loop: Loop, x: Tensor, y: Tensor, weight: float = 1.0) -> tuple[T
     """One optimizer step of the run: the scheduled learning rate, :class:`TrainStep`, the Polyak
     update. ``weight`` scales the loss; 0 is a rank's share of a torchrun step when it has no
     readable image (see :func:`train_one_epoch`). Returns the main logits and the four losses."""
-    set_lr(loop.optimizer, lr_at(loop.step, loop.steps_per_epoch, loop.cfg))
+    set_lr(loop.optimizer, lr_at(loop.step, loop.steps_per_epoch, loop.cfg), loop.momentum_style)
     logits, losses = loop.step_fn(x, y, weight)
-    if loop.polyak is not None:
+    if loop.polyak is not None and loop.step >= loop.cfg.polyak_start * loop.steps_per_epoch:
         loop.polyak.update_parameters(loop.raw)
     loop.step += 1
     return logits, losses
@@ -180,10 +182,10 @@ def train_one_epoch(
 
 
 def _train_batch(loop: Loop, batch: data.Batch | None, sums: Tensor) -> None:
-    """A step on ``batch``, added to the epoch's ``sums``; on a placeholder batch of loss weight 0
-    when this rank has no readable image (DDP's gradient all-reduce must still pair up)."""
+    """A step on ``batch``, added to the epoch's ``sums``; a :func:`placeholder_step` when this
+    rank has no readable image."""
     if batch is None:
-        train_step(loop, *_placeholder_batch(loop), weight=0.0)
+        placeholder_step(loop)
         return
     x, y = loop.to_device(batch)
     logits, losses = train_step(loop, x, y)
@@ -243,6 +245,22 @@ def _strict_stop(loop: Loop, reason: str | None) -> None:
         reason = next((r for r in reasons if r is not None), None)
     if reason is not None:
         raise DataError(f"{reason} (--strict: stopping at the first unreadable image)")
+
+
+def placeholder_step(loop: Loop) -> None:
+    """This rank's share of a torchrun step in which it has no readable image.
+
+    DDP's gradient all-reduce must still pair up, so the rank runs the step on a placeholder
+    batch with loss weight 0: its gradient is exactly 0 and the step's update is the other
+    ranks' mean gradient times (world - 1) / world, the same update on every rank. The forward
+    pass in training mode would also move BatchNorm's running statistics towards black images
+    (and rank 0's buffers are the ones DDP broadcasts): every buffer is put back as it was.
+    """
+    kept = [b.detach().clone() for b in loop.raw.buffers()]
+    train_step(loop, *_placeholder_batch(loop), weight=0.0)
+    with torch.no_grad():
+        for buffer, old in zip(loop.raw.buffers(), kept, strict=True):
+            buffer.copy_(old)
 
 
 def _placeholder_batch(loop: Loop) -> tuple[Tensor, Tensor]:

@@ -4,7 +4,8 @@ groups (Caffe's per-parameter rates and decays) and the Polyak average.
 The recipe (section 6): SGD with momentum 0.9, weight decay 2e-4 on weights only, biases at
 ``--bias-lr-mult`` x the rate (Caffe's ``lr_mult: 2 decay_mult: 0`` on every bias; 1 for the
 torchvision preset), loss = main + 0.3 x (aux1 + aux2), the learning rate times 0.96 every 8
-epochs (scaled to the run's length by default, see :func:`lr_at`) or Caffe's ``poly``, Polyak
+epochs (``paper``; ``paper-scaled`` fits the 31 decays into the run's length, see
+:func:`lr_at`) or Caffe's ``poly``, Polyak
 averaging of the weights, the augmentation of :class:`~googlenet.data.TrainTransform`.
 """
 
@@ -34,10 +35,10 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     """The learning rate at optimizer step ``step``: a pure function, so resuming needs no state.
 
     ``poly``: Caffe's ``lr x (1 - step / steps) ** power`` over the whole run (the BVLC weights
-    were trained with power 0.5, quick_solver.prototxt). ``paper``:
-    ``lr x 0.96 ** floor(epoch / S)``; ``S`` defaults to ``8 x epochs / 250``, the
-    BVLC solver's 31 decays of 4% (8 epochs each over 250) squeezed into the run, ending at 0.28 x
-    ``lr`` whatever its length; ``--lr-step-size 8`` gives the paper's literal rule. ``step``:
+    were trained with power 0.5, quick_solver.prototxt). ``paper``: the paper's rule as written,
+    ``lr x 0.96 ** floor(epoch / 8)``. ``paper-scaled``: the same with a step of ``8 x epochs /
+    250`` epochs, the BVLC solver's 31 decays of 4% squeezed into the run, ending at 0.28 x ``lr``
+    whatever its length. ``--lr-step-size`` and ``--lr-gamma`` replace either's. ``step``:
     torchvision's (x0.1 every 30 epochs). ``cosine``: half a cosine from ``lr`` to 0. Epochs are
     fractional (``step / steps_per_epoch``), so short runs decay smoothly. Warmup multiplies by a
     linear ramp over ``--warmup-epochs``.
@@ -50,14 +51,22 @@ def lr_at(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     elif cfg.schedule == "cosine":
         factor = 0.5 * (1 + math.cos(math.pi * min(epoch / cfg.epochs, 1.0)))
     else:
-        paper = cfg.schedule == "paper"
-        default_size = PAPER_STEP_EPOCHS * cfg.epochs / PAPER_EPOCHS if paper else 30.0
-        size = cfg.lr_step_size or default_size
+        size = cfg.lr_step_size or default_step_size(cfg)
+        paper = cfg.schedule.startswith("paper")
         gamma = cfg.lr_gamma if cfg.lr_gamma is not None else (PAPER_GAMMA if paper else 0.1)
         factor = gamma ** math.floor(epoch / size + 1e-9)
     if epoch < cfg.warmup_epochs:
         factor *= (step + 1) / (cfg.warmup_epochs * steps_per_epoch)
     return cfg.lr * factor
+
+
+def default_step_size(cfg: TrainConfig) -> float:
+    """Epochs between decays of a step schedule without ``--lr-step-size``."""
+    if cfg.schedule == "paper":
+        return PAPER_STEP_EPOCHS
+    if cfg.schedule == "paper-scaled":
+        return PAPER_STEP_EPOCHS * cfg.epochs / PAPER_EPOCHS
+    return 30.0
 
 
 def _replanned_lr(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
@@ -76,12 +85,8 @@ def replan(cfg: TrainConfig, old: TrainConfig, step: int, steps_per_epoch: int) 
     """``cfg``, a resumed run whose length changed from ``old.epochs``, with a schedule that goes
     on from the rate the run had at ``step``: the step schedules keep the pace of their decays,
     cosine and poly decay from the last step's rate to 0 over the new remaining length."""
-    if cfg.schedule in ("paper", "step"):
-        paper = cfg.schedule == "paper"
-        size = old.lr_step_size or (
-            PAPER_STEP_EPOCHS * old.epochs / PAPER_EPOCHS if paper else 30.0
-        )
-        return dataclasses.replace(cfg, lr_step_size=size)
+    if cfg.schedule in ("paper", "paper-scaled", "step"):
+        return dataclasses.replace(cfg, lr_step_size=old.lr_step_size or default_step_size(old))
     last = lr_at(max(step - 1, 0), steps_per_epoch, old)  # the rate of the last step taken
     return dataclasses.replace(cfg, replan_step=step, replan_lr=last)
 
@@ -164,10 +169,43 @@ def build_optimizer(model: GoogLeNet, cfg: TrainConfig) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=0.0)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """The scheduled rate, times each group's ``lr_mult``."""
+def set_lr(optimizer: torch.optim.Optimizer, lr: float, momentum_style: str = "pytorch") -> None:
+    """The scheduled rate, times each group's ``lr_mult``.
+
+    ``momentum_style="caffe"`` makes ``torch.optim.SGD`` take Caffe's step (config.py,
+    MOMENTUM_STYLES): SGD's buffer is Caffe's ``v`` divided by the rate of the step that wrote
+    it, so when the rate changes from ``old`` to ``new`` the buffers are scaled by ``old / new``
+    and SGD's next step is exactly Caffe's (v' = m v + new g; w -= v'). torch's SGD (its fused
+    foreach kernels, its state dict) is kept rather than a hand-written optimizer.
+    """
     for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_mult", 1.0)
+        old, new = group["lr"], lr * group.get("lr_mult", 1.0)
+        if momentum_style == "caffe" and new > 0 and old != new:
+            buffers = [
+                optimizer.state[p]["momentum_buffer"]
+                for p in group["params"]
+                if optimizer.state.get(p, {}).get("momentum_buffer") is not None
+            ]
+            if buffers:
+                torch._foreach_mul_(buffers, old / new)
+        group["lr"] = new
+
+
+def average_of(model: nn.Module, cfg: TrainConfig) -> AveragedModel | None:
+    """What ``--polyak`` keeps (None without it): ``--average ema`` (:func:`polyak_average`) or
+    ``--average polyak`` (:func:`arithmetic_average`)."""
+    if not cfg.polyak:
+        return None
+    if cfg.average == "polyak":
+        return arithmetic_average(model)
+    return polyak_average(model, cfg.polyak_decay)
+
+
+def arithmetic_average(model: nn.Module) -> AveragedModel:
+    """Polyak and Juditsky's average: the arithmetic mean of the iterates it is given (and of the
+    BatchNorm statistics), each with the same weight, ``a_n = a + (w - a) / n``
+    (``AveragedModel``'s default, as SWA uses it)."""
+    return AveragedModel(model, use_buffers=True)
 
 
 def polyak_average(model: nn.Module, decay: float) -> AveragedModel:

@@ -34,7 +34,7 @@ from .checkpoint import (
     save_epoch_files,
     unwrap,
 )
-from .config import TrainConfig, plain
+from .config import TrainConfig, plain, saved_args
 from .loop import (
     AMP_NAMES,
     EpochProgress,
@@ -155,7 +155,7 @@ def _set_up(cfg: TrainConfig, d: Dist, given: set[str] | None) -> Run:
     out, resume = _output_dir(cfg)
     distributed.barrier()  # every rank has looked at the output directory before rank 0 writes
     ckpt = read_checkpoint(resume, d.device) if resume else None
-    saved = dict(ckpt.get("args") or {}) if ckpt is not None else None
+    saved = saved_args(ckpt) if ckpt is not None else None
     if saved is not None and given is not None:
         with checkpoint_errors(resume):
             cfg = cfg.merge_resumed(saved, given)

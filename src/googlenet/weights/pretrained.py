@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, WeightsError
-from ..model import GoogLeNet
+from ..model import GoogLeNet, GoogLeNetFeatures
 from ..model import create_model as _create_model
 
 TORCHVISION_IMAGENET = "https://download.pytorch.org/models/googlenet-1378be20.pth"
@@ -84,9 +84,15 @@ def create_model(
     weights: Any = None,
     pretrained: bool = False,
     progress: bool = True,
+    features_only: bool = False,
+    out_indices: Any = None,
     **overrides: Any,
 ) -> GoogLeNet:
     """Build a GoogLeNet from a named preset, freshly initialized or with pretrained weights.
+
+    ``features_only=True`` returns the backbone (timm's interface:
+    :class:`~googlenet.model.GoogLeNetFeatures`, the maps ``out_indices`` with ``feature_info``),
+    with the pretrained trunk when ``weights`` are given.
 
     ``weights="imagenet"`` (also torchvision's spellings ``"IMAGENET1K_V1"``, ``"DEFAULT"`` and
     its ``GoogLeNet_Weights`` enum; ``pretrained=True`` is the same) loads torchvision's ImageNet
@@ -97,7 +103,14 @@ def create_model(
     """
     name = _weights_name(weights, pretrained)
     if name is None:
-        return _create_model(preset, num_classes, aux_logits, **overrides)
+        return _create_model(
+            preset,
+            num_classes,
+            aux_logits,
+            features_only=features_only,
+            out_indices=out_indices,
+            **overrides,
+        )
     if preset != PRETRAINED_PRESET:
         raise ConfigError(
             f"the {name} weights are torchvision's, for the torchvision preset, not {preset!r}: "
@@ -106,7 +119,8 @@ def create_model(
     from . import load
 
     path = download(name, progress=progress)
-    return load(path, num_classes=num_classes, aux_logits=aux_logits, **overrides)
+    model = load(path, num_classes=num_classes, aux_logits=aux_logits, **overrides)
+    return GoogLeNetFeatures.from_model(model, out_indices) if features_only else model
 
 
 def torch_hub_model(
