@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -60,7 +60,9 @@ class BackboneWithFPN(nn.Module):
         super().__init__()
         self.body = body
         self.fpn = FeaturePyramidNetwork(
-            list(body.feature_info.channels()), out_channels, extra_blocks=LastLevelMaxPool()
+            cast(list[int], body.feature_info.channels()),
+            out_channels,
+            extra_blocks=LastLevelMaxPool(),
         )
         self.out_channels = out_channels
 
@@ -75,7 +77,7 @@ class SingleMapBackbone(nn.Module):
     def __init__(self, body: GoogLeNetFeatures) -> None:
         super().__init__()
         self.body = body
-        self.out_channels = int(body.feature_info.channels(-1))
+        self.out_channels = cast(int, body.feature_info.channels(-1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)[-1]
@@ -130,7 +132,7 @@ def fasterrcnn(
     mean and std are the weights'.
     """
     backbone = detection_backbone(preset, weights, fpn=fpn, trainable_layers=trainable_layers)
-    config = backbone.body.config
+    config = cast(GoogLeNetFeatures, backbone.body).config
     kwargs.setdefault("image_mean", list(config.mean))
     kwargs.setdefault("image_std", list(config.std))
     if not fpn:  # one map: one anchor level and one RoI pool (torchvision's single-map example)
@@ -154,9 +156,9 @@ def freeze_batchnorm(module: nn.Module) -> nn.Module:
             with torch.no_grad():
                 frozen.weight.copy_(bn.weight)
                 frozen.bias.copy_(bn.bias)
-                frozen.running_mean.copy_(bn.running_mean)  # type: ignore[arg-type]
-                frozen.running_var.copy_(bn.running_var)  # type: ignore[arg-type]
-            block.bn = frozen  # type: ignore[assignment]
+                frozen.running_mean.copy_(bn.running_mean)
+                frozen.running_var.copy_(bn.running_var)
+            block.bn = frozen
     return module
 
 
