@@ -8,8 +8,8 @@ model); "torchvision" is ``torchvision.models.googlenet`` and its reference trai
 module that makes it. Each value is read from the live code: a dataclass default, the command
 line's parsed default, a module of a built network, a measured initialization.
 
-Issue 22 is changing some of these in parallel (the schedule's name, a Caffe momentum style, a
-Polyak option): this table pins main as it was when issue 24 began.
+Issue 22 made "paper" the literal schedule ("paper-scaled" the old one), Caffe's momentum update
+the paper presets' default and added Polyak and Juditsky's arithmetic average (``--average``).
 """
 
 from __future__ import annotations
@@ -42,14 +42,17 @@ TRAINING = [
     ("lr", 0.01, "solver:7 (base_lr: 0.01)"),
     ("momentum", 0.9, "paper §6; solver:12 (momentum: 0.9)"),
     ("weight_decay", 2e-4, "solver:13 (weight_decay: 0.0002)"),
-    ("schedule", "paper", "paper §6 (lr -4% every 8 epochs), scaled to the run: recipe.lr_at"),
-    ("lr_step_size", None, "None: paper 8 x epochs / 250 (scaled), step 30 (torchvision)"),
+    ("schedule", "paper", "paper §6 (lr -4% every 8 epochs, as written): recipe.lr_at"),
+    ("lr_step_size", None, "None: paper 8, paper-scaled 8 x epochs / 250, step 30 (torchvision)"),
     ("lr_gamma", None, "None: paper 0.96 (solver:10), step 0.1 (torchvision)"),
     ("poly_power", 0.5, "quick_solver:9 (power: 0.5)"),
     ("warmup_epochs", 0.0, "paper §6: no warm-up"),
     ("bias_lr_mult", None, "None: the preset's (CAFFE_BIAS_LR_MULT below)"),
     ("polyak", False, "project: off by default (paper §6 averages; --polyak)"),
     ("polyak_decay", 0.999, "project (recipe.polyak_average)"),
+    ("average", "ema", "project: an EMA (paper §6 cites Polyak & Juditsky: --average polyak)"),
+    ("polyak_start", 0.0, "project: --average polyak averages every iterate"),
+    ("momentum_style", None, "None: the preset's (CAFFE_MOMENTUM below: solver's SGDSolver)"),
     ("label_smoothing", 0.0, "paper: none (label smoothing came with Inception v3)"),
     ("aux_weight", 0.3, "paper §5; train_val:933 and :1696 (loss_weight: 0.3)"),
     ("dropout", None, "None: the preset's (0.4 for the paper, below)"),
@@ -90,6 +93,18 @@ RECIPE = [
         train_config.CAFFE_BIAS_LR_MULT,
         {"paper": 2.0, "paper-bn": 2.0},
         "train_val:54 (lr_mult: 2 on every bias)",
+    ),  # fmt: skip
+    (
+        "CAFFE_MOMENTUM",
+        train_config.CAFFE_MOMENTUM,
+        ("paper", "paper-bn"),
+        "Caffe's SGDSolver (v = m v + lr g; w -= v), the solver of solver.prototxt",
+    ),  # fmt: skip
+    (
+        "torchvision momentum",
+        TrainConfig(data="d").momentum_rule("torchvision"),
+        "pytorch",
+        "torchvision reference script: torch.optim.SGD (v = m v + g; w -= lr v)",
     ),  # fmt: skip
     (
         "torchvision bias_lr",
@@ -369,11 +384,13 @@ def test_caffe_initialization(paper_model):
 
 
 def test_torchvision_initialization(torchvision_model):
-    """torchvision's googlenet: trunc_normal_(std=0.01) weights, zero biases, BatchNorm 1/0."""
+    """torchvision's googlenet: trunc_normal_(std=0.01) weights, BatchNorm 1/0, and the Linear
+    biases PyTorch's default, uniform in +-1/sqrt(fan_in) (torchvision leaves them; issue 22)."""
     m = torchvision_model
     w = m.inception5b.conv3x3.conv.weight.detach()
     assert math.isclose(float(w.std()), 0.01, rel_tol=0.05), f"weight std {float(w.std())}"
-    assert torch.all(m.fc.bias == 0)
+    bias, bound = m.fc.bias.detach(), 1 / math.sqrt(m.fc.in_features)
+    assert 0 < float(bias.abs().max()) <= bound, f"fc bias {bias} (PyTorch's default: +-{bound})"
     bn = m.conv1.bn
     assert torch.all(bn.weight == 1) and torch.all(bn.bias == 0) and bn.eps == 1e-3
 
