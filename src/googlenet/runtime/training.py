@@ -161,6 +161,28 @@ def prepare_for_training(
     return model
 
 
+# Where the gradient reaching the network is measured: the stem, the first module, and the
+# modules before, at and after the auxiliary heads (4a feeds aux1, 4e comes after aux2).
+GRAD_STAGES = ("conv1", "inception3a", "inception4a", "inception4e", "inception5b")
+
+
+@torch.no_grad()
+def stage_grad_norms(model: nn.Module, stages: tuple[str, ...] = GRAD_STAGES) -> dict[str, float]:
+    """The L2 norm of the gradient of each stage's parameters (all of them together), read from
+    ``.grad`` after a backward pass: how much of the loss's signal reached that depth. Stages
+    the model does not have (a reference network) are left out."""
+    norms = {}
+    for name in stages:
+        module = getattr(model, name, None)
+        if not isinstance(module, nn.Module):
+            continue
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if grads:
+            norms[name] = float(torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(g.float()) for g in grads])))  # fmt: skip
+    return norms
+
+
 def to_channels_last(x: Tensor) -> Tensor:
     """A 4-D batch in channels_last memory format (a no-op if it already is)."""
     return x.contiguous(memory_format=torch.channels_last)
