@@ -183,6 +183,29 @@ def stage_grad_norms(model: nn.Module, stages: tuple[str, ...] = GRAD_STAGES) ->
     return norms
 
 
+def training_memory(model: nn.Module, x: Tensor, amp: torch.dtype | None = torch.bfloat16) -> dict:
+    """What one training step of ``model`` on the batch ``x`` holds at its peak, in bytes,
+    counted rather than sampled (a process's peak RSS mixes in the allocator's caching and every
+    earlier step): ``weights`` (fp32 weights, their gradients and SGD's momentum: 3 x the
+    parameters) and ``activations`` (every tensor the forward pass saves for backward, each
+    storage once, under the step's autocast). The model is left in training mode."""
+    own = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in own:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast(x.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            model(x, return_aux=True)
+    weights = 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+    return {"weights": weights, "activations": sum(saved.values())}
+
+
 def to_channels_last(x: Tensor) -> Tensor:
     """A 4-D batch in channels_last memory format (a no-op if it already is)."""
     return x.contiguous(memory_format=torch.channels_last)
