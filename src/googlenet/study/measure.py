@@ -98,11 +98,11 @@ def costs(arms: list[Arm], base: dict[str, Any], classes: list[str], rounds: int
     times: dict[str, list[float]] = {name: [] for name in models}
     x = torch.randn(32, 3, size, size).contiguous(memory_format=torch.channels_last)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        for turn in range(rounds + 1):
+        for turn in range(rounds + 2):
             for name, model in models.items():
                 t = time.perf_counter()
                 model(x)
-                if turn:  # the first turn warms oneDNN's kernels up
+                if turn >= 2:  # the first turns create and warm oneDNN's kernels
                     times[name].append(time.perf_counter() - t)
     for name in models:
         out[name]["infer_images_per_s"] = 32 / statistics.median(times[name])

@@ -34,7 +34,7 @@ TITLES = {
 # The default study (no --data): the demo's digits, fewer training images per class so that a
 # network can overfit, 64 px so that the last map is 2x2 (claim 3 needs more than 1x1; AlexNet
 # takes 63 px and up), and a budget that fits 30 minutes on a 2-core CPU (docs/study.md).
-DEFAULT = dict(train_per_class=20, val_per_class=15, epochs=8, input_size=64, batch_size=16)
+DEFAULT = dict(train_per_class=20, val_per_class=15, epochs=6, input_size=64, batch_size=16)
 QUICK = dict(train_per_class=2, val_per_class=2, epochs=1, input_size=64, batch_size=10)
 QUICK_SEEDS = 2
 GRAD_STEPS = 400  # "the first few hundred steps" (claim 2): at most these are recorded
