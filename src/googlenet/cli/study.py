@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import add_workers, input_size, positive_int
+from .args import add_input_size, add_workers, positive_int
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -35,18 +35,18 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--epochs", type=positive_int, help=f"epochs an arm (default {DEFAULT['epochs']})"
     )
-    p.add_argument(
-        "--input-size",
-        type=input_size,
-        metavar="PX",
-        help=f"training and evaluation size (default {DEFAULT['input_size']}: the last map "
-        "is 2x2, and AlexNet takes 63 px and up)",
+    add_input_size(
+        p,
+        None,
+        f" (default {DEFAULT['input_size']}: the last map is 2x2, and AlexNet takes 63 px and up)",
     )
     p.add_argument(
-        "--preset",
+        "--baseline",
         choices=["paper-bn", "paper", "torchvision"],
         default="paper-bn",
-        help="the baseline GoogLeNet (claim 2 also trains the paper preset)",
+        metavar="PRESET",
+        help="the baseline GoogLeNet's preset: paper-bn, paper or torchvision (claim 2 also "
+        "trains the paper preset)",
     )
     p.add_argument(
         "--output-dir",
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         epochs=args.epochs,
         input_size=args.input_size,
-        preset=args.preset,
+        preset=args.baseline,
         quick=args.quick,
         workers=args.workers,
         command=command_line(),

@@ -24,6 +24,7 @@ import logging
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -188,22 +189,30 @@ def _cached(path: Path, compute) -> dict:
 
 
 class _Clock:
-    """Progress for the whole study: arms done, and an ETA from the seconds per multiply-add of
-    the runs this process trained (the arms differ up to 10x in cost per image)."""
+    """Progress for the whole study: arms done, and an ETA. A remaining run of an arm that has
+    trained a seed in this process takes what that seed took; one of an arm not yet started
+    takes the seconds per multiply-add of all the runs so far (arms differ 10x in cost)."""
 
     def __init__(self, todo: list, macs: dict[str, float]) -> None:
         self.todo, self.macs = todo, macs
         self.done, self.macs_done, self.seconds = 0, 0.0, 0.0
+        self.took: dict[str, list[float]] = {}
 
     def tick(self, arm, seed: int, record: dict, fresh: bool) -> None:
         self.done += 1
         if fresh:
             self.macs_done += self.macs[arm.name]
             self.seconds += record["seconds"]
+            self.took.setdefault(arm.name, []).append(record["seconds"])
         eta = ""
         if self.macs_done:
-            remaining = sum(self.macs[a.name] for a, _ in self.todo[self.done :])
-            eta = f", ETA {_duration(remaining * self.seconds / self.macs_done)}"
+            rate = self.seconds / self.macs_done
+            left = [
+                statistics.fmean(self.took[a.name]) if a.name in self.took
+                else self.macs[a.name] * rate
+                for a, _ in self.todo[self.done :]
+            ]  # fmt: skip
+            eta = f", ETA {_duration(sum(left))}"
         state = "trained" if fresh else "done before"
         print(
             f"study: [{self.done}/{len(self.todo)}] {arm.name} seed {seed} {state} "
