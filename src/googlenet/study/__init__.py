@@ -163,7 +163,7 @@ def _run_arms(out: Path, arms, base, seeds: int, splits, quick: bool) -> tuple[d
     classes = [str(i) for i in range(splits["classes"])]
     print(f"study: measuring the {len(arms)} networks' costs", flush=True)
     names = "-".join(a.name for a in arms)
-    rounds = 2 if quick else 5
+    rounds = 2 if quick else 9
     costs = _cached(
         done_dir / f"costs-{names}.json", lambda: measure.costs(arms, base, classes, rounds)
     )
