@@ -196,6 +196,16 @@ def test_bad_claims_and_data_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_study_of_other_settings_is_not_mixed_in(tmp_path, capsys):
+    out = tmp_path / "study"
+    (out / "arms").mkdir(parents=True)
+    (out / "arms" / "settings.json").write_text(json.dumps({"epochs": 99}))
+    code, _, err = main(capsys, "study", "--quick", "--output-dir", out)
+    line = assert_one_line_error(code, err, "study")
+    assert "holds a study with" in line and "another --output-dir" in line
+    assert not list((out / "arms").glob("*-seed*.json"))  # nothing trained
+
+
 # -- the whole study ----------------------------------------------------------------------------
 
 

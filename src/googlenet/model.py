@@ -474,14 +474,17 @@ class GoogLeNet(HubMixin, nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(cfg.dropout)
         self.min_input_size = self._min_input_size()
-        features = self.inception5b.out_channels
-        self.fc_hidden: nn.Linear | None = None
-        if cfg.head == "fc":  # the AlexNet/VGG head the paper replaced: flatten, FC 1024, ReLU
-            side = self.feature_size(max(cfg.input_size, self.min_input_size))
-            self.fc_hidden = nn.Linear(features * side * side, 1024)
-            features = 1024
-        self.fc = nn.Linear(features, cfg.num_classes)
+        self.fc_hidden, self.fc = self._head(self.inception5b.out_channels)
         self.apply(self._init_weights)
+
+    def _head(self, features: int) -> tuple[nn.Linear | None, nn.Linear]:
+        """The classifier: ``fc`` on the pooled features (the paper), or with ``head="fc"`` the
+        AlexNet/VGG head the paper replaced, the last map flattened into FC 1024 + ReLU first."""
+        cfg = self.config
+        if cfg.head != "fc":
+            return None, nn.Linear(features, cfg.num_classes)
+        side = self.feature_size(max(cfg.input_size, self.min_input_size))
+        return nn.Linear(features * side * side, 1024), nn.Linear(1024, cfg.num_classes)
 
     @staticmethod
     def _lrn() -> nn.LocalResponseNorm:

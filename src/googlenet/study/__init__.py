@@ -38,6 +38,8 @@ from .report import write_report
 
 log = logging.getLogger("googlenet.study")
 QUIET = ("googlenet.train", "googlenet.evaluate", "googlenet.runtime")
+SETTINGS = ("data", "preset", "input_size", "epochs", "batch_size")  # said first in the report
+NOT_RECIPE = ("resume", "print_freq", "workers")  # how the runs go, not what they learn
 
 
 def run_study(
@@ -73,7 +75,7 @@ def run_study(
             budget["batch_size"], workers,
         )  # fmt: skip
         arms = plan.arms_for(chosen, preset)
-        _check_settings(arms, base)
+        _check_settings(arms, base, output_dir / "arms" / "settings.json")
         records, costs = _run_arms(output_dir, arms, base, seeds, splits, quick)
         extra = {}
         if "crops" in chosen:
@@ -81,24 +83,8 @@ def run_study(
         results = {
             "command": command or "googlenet study (API)",
             "machine": _machine(),
-            "settings": {
-                k: base[k] for k in ("data", "preset", "input_size", "epochs", "batch_size")
-            },  # fmt: skip
-            "shared": {
-                k: val
-                for k, val in base.items()
-                if k
-                not in (
-                    "data",
-                    "preset",
-                    "input_size",
-                    "epochs",
-                    "batch_size",
-                    "resume",
-                    "print_freq",
-                    "workers",
-                )
-            },  # fmt: skip
+            "settings": {k: base[k] for k in SETTINGS},
+            "shared": {k: val for k, val in base.items() if k not in SETTINGS + NOT_RECIPE},
             "data": {k: splits[k] for k in ("train_images", "val_images", "classes")},
             "seeds": seeds,
             "arms": {a.name: {"changes": a.changes, "what": a.what} for a in arms},
@@ -110,6 +96,11 @@ def run_study(
         }
         atomic_write_text(output_dir / "results.json", json.dumps(results, indent=1) + "\n")
         paths = write_report(results, output_dir)
+    _print_verdicts(results, paths)
+    return results
+
+
+def _print_verdicts(results: dict, paths: dict[str, Path]) -> None:
     for claim, found in results["claims"].items():
         print(f"\n{plan.TITLES[claim]}:")
         for line in found.get("summary", []):
@@ -118,7 +109,6 @@ def run_study(
         f"\nstudy: {results['seconds'] / 60:.1f} min in this process (the arms' training and "
         f"evaluation: {results['arm_seconds'] / 60:.1f} min); {paths['markdown']}, {paths['html']}"
     )
-    return results
 
 
 def _data(out: Path, data: str | None, budget: dict) -> dict[str, Any]:
@@ -146,12 +136,27 @@ def _data(out: Path, data: str | None, budget: dict) -> dict[str, Any]:
             "val_images": n_val, "classes": len(classes)}  # fmt: skip
 
 
-def _check_settings(arms: list[plan.Arm], base: dict) -> None:
-    """Every arm's configuration is valid before anything trains (one-line errors)."""
+def _check_settings(arms: list[plan.Arm], base: dict, saved: Path) -> None:
+    """Every arm's configuration is valid before anything trains (one-line errors), and the
+    output directory holds no study of other settings: its finished arms would be reused."""
     from ..train import TrainConfig
 
     for arm in arms:
         TrainConfig(**arm.settings(base))
+    recipe = {k: v for k, v in base.items() if k not in NOT_RECIPE}
+    recipe = json.loads(json.dumps(recipe))  # tuples as JSON has them
+    if saved.is_file():
+        old = json.loads(saved.read_text())
+        differ = [k for k in sorted(set(old) | set(recipe)) if old.get(k) != recipe.get(k)]
+        if differ:
+            k = differ[0]
+            raise ConfigError(
+                f"{saved.parent.parent} holds a study with {k} {old.get(k)!r}, not "
+                f"{recipe.get(k)!r}: its finished arms would be mixed with these; continue it "
+                "with its own settings or choose another --output-dir"
+            )
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved, json.dumps(recipe, indent=1) + "\n")
 
 
 def _run_arms(out: Path, arms, base, seeds: int, splits, quick: bool) -> tuple[dict, dict]:

@@ -53,6 +53,20 @@ SENTENCES = {
     ),
 }
 
+# What a reader must know to read a claim's numbers (the same for any data).
+CAVEATS = {
+    "aux": "The vanishing-gradient argument is about a network without BatchNorm: the paper "
+    "preset's pair tests it; the paper-bn pair shows what BatchNorm leaves to the heads.",
+    "crops": "The 144 crops include mirror images and corners of up-scaled images: a network "
+    "trained without flips or with large crops only (the default study's digits) meets them "
+    "for the first time, and more crops can then raise the error.",
+    "vgg": "torchvision's VGG-16 and AlexNet have no BatchNorm: against a paper-bn baseline, a "
+    "short run measures how fast each starts to learn as much as what it can reach; compare "
+    "with the aux claim's paper arm, or run with --baseline paper.",
+    "gap": "The train - validation gap is measured on the training images without "
+    "augmentation, after training; a head that underfits has a small gap too.",
+}
+
 
 def judge(claim: str, records: dict[str, list[dict]], costs: dict[str, dict], extra: dict,
           preset: str) -> dict[str, Any]:  # fmt: skip

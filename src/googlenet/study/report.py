@@ -13,7 +13,7 @@ from typing import Any
 
 from ..fileio import atomic_save, atomic_write_text
 from . import verdict as v
-from .claims import SENTENCES
+from .claims import CAVEATS, SENTENCES
 from .plan import TITLES
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
@@ -201,6 +201,8 @@ def _sections(results: dict, plots: dict[str, list[Path]]):
     for claim, found in results["claims"].items():
         ko, en, paper = SENTENCES[claim]
         paras = [f"The report: “{ko}” ({en})", f"The paper: {paper}"]
+        if claim in CAVEATS:
+            paras.append(f"Read with care: {CAVEATS[claim]}")
         tables = [arm_table(results, found["arms"])]
         if found.get("grid"):
             tables.append(_grid_rows(found["grid"]))

@@ -142,11 +142,22 @@ class TrainConfig:
                 problems.append(f"--{name} must be finite numbers, got {values}")
         if not 0 <= self.seed < 2**63:
             problems.append(f"--seed must be in [0, 2**63), got {self.seed}")
+        problems += self._variant_problems()
+        if self.save_every < 0:
+            problems.append(f"--save-every must be 0 or more, got {self.save_every}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def _variant_problems(self) -> list[str]:
+        """--arch, --inception, --head (the networks ``googlenet study`` compares), and
+        --log-grad-norms."""
         from ..model import VARIANTS
 
-        for name, allowed in VARIANTS.items():
-            if getattr(self, name) not in allowed:
-                problems.append(f"--{name} must be one of {', '.join(allowed)}")
+        problems = [
+            f"--{name} must be one of {', '.join(allowed)}"
+            for name, allowed in VARIANTS.items()
+            if getattr(self, name) not in allowed
+        ]
         variant = self.inception != "reduced" or self.head != "gap"
         if self.arch != "googlenet" and (self.weights or variant):
             problems.append(
@@ -155,10 +166,7 @@ class TrainConfig:
             )
         if self.log_grad_norms < 0:
             problems.append(f"--log-grad-norms must be 0 or more, got {self.log_grad_norms}")
-        if self.save_every < 0:
-            problems.append(f"--save-every must be 0 or more, got {self.save_every}")
-        if problems:
-            raise ConfigError("; ".join(problems))
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
