@@ -76,6 +76,23 @@ def test_reference_networks_are_torchvisions_with_the_pool_adapted_to_small_inpu
     assert out.logits.shape == (2, 10) and out.aux1 is None
 
 
+def test_variants_run_as_they_are_and_refuse_the_fused_form():
+    from googlenet.errors import ConfigError
+    from googlenet.runtime.backends import optimize_for_inference
+    from googlenet.runtime.fuse import fuse
+
+    model = create_model("paper", num_classes=3, aux_logits=False, input_size=64, head="fc")
+    model.eval()
+    x = torch.rand(2, 3, 64, 64)
+    runner = optimize_for_inference(model, "auto")
+    assert runner.backend == "eager"
+    torch.testing.assert_close(runner(x), model(x))
+    with pytest.raises(ConfigError, match="fused .* form is the paper's network"):
+        fuse(model)
+    with pytest.raises(ConfigError, match="runs on eager"):
+        optimize_for_inference(model, "onnxruntime")
+
+
 # -- claim 2: gradient norms -------------------------------------------------------------------
 
 
