@@ -222,8 +222,9 @@ def _preamble(results: dict) -> list[str]:
         f"Statistics: mean ± sample standard deviation over the seeds; a difference is called "
         f'distinguishable when {v.TEST} gives p < {v.ALPHA}, otherwise "{v.SAME}". Every '
         "per-seed value is in results.json.",
-        f"Time: {results['seconds'] / 60:.1f} min in the process that wrote this report; the "
-        f"arms' training and evaluation took {results['arm_seconds'] / 60:.1f} min in all.",
+        f"Time: the arms' training and evaluation took {results['arm_seconds'] / 60:.1f} min in "
+        f"all; the process that wrote this report, {results['seconds'] / 60:.1f} min (a resumed "
+        "study counts only what it did itself).",
     ]
 
 
