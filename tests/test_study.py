@@ -223,6 +223,14 @@ def test_a_study_of_other_settings_is_not_mixed_in(tmp_path, capsys):
     assert not list((out / "arms").glob("*-seed*.json"))  # nothing trained
 
 
+def test_one_study_per_output_directory(tmp_path, capsys):
+    from googlenet.fileio import output_lock
+
+    with output_lock(tmp_path / "study", "study"):
+        code, _, err = main(capsys, "study", "--quick", "--output-dir", tmp_path / "study")
+    assert "googlenet study" in assert_one_line_error(code, err, "study")
+
+
 # -- the whole study ----------------------------------------------------------------------------
 
 
