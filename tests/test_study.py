@@ -63,6 +63,20 @@ def test_fc_head_adds_exactly_the_flattened_layer_of_the_formula(size):
         fc(torch.zeros(1, 3, size + 32, size + 32))
 
 
+def test_study_costs_count_the_inference_network_of_each_arm(tmp_path):
+    from googlenet.study import measure
+
+    base = plan.base_settings(str(tmp_path), "paper-bn", 1, 64, 2, 0)
+    arms = plan.arms_for(["gap", "aux"], "paper-bn")
+    costs = measure.costs([a for a in arms if "paper" not in a.name], base, list("abc"), 1)
+    gap, fc = costs["baseline"], costs["fc-head"]
+    assert fc["params"] - gap["params"] == 1024 * 2 * 2 * 1024 + 1024  # the 2x2 map flattened
+    assert costs["baseline-noaux"]["params"] == gap["params"] < gap["params_with_aux"]
+    assert gap["macs"] == costs["baseline-noaux"]["macs"]  # the heads are not run at inference
+    assert gap["train_memory_mb"] > costs["baseline-noaux"]["train_memory_mb"]
+    assert all(c["infer_images_per_s"] > 0 for c in costs.values())
+
+
 def test_reference_networks_are_torchvisions_with_the_pool_adapted_to_small_inputs():
     import torchvision
 

@@ -75,6 +75,7 @@ def costs(arms: list[Arm], base: dict[str, Any], classes: list[str], rounds: int
     shared with other work, the slower turns measure the other work): a load that comes and
     goes then slows no arm more than another."""
     from ..analysis import measure, params_of
+    from ..runtime.device import pick_device
     from ..runtime.training import training_memory
     from ..train import TrainConfig
     from ..train.recipe import build_model
@@ -97,14 +98,19 @@ def costs(arms: list[Arm], base: dict[str, Any], classes: list[str], rounds: int
         }
         models[arm.name] = model.eval().to(memory_format=torch.channels_last)
     times: dict[str, list[float]] = {name: [] for name in models}
-    x = torch.randn(32, 3, size, size).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    dev = pick_device(None)  # where the study trains: the GPU when there is one
+    x = torch.randn(32, 3, size, size, device=dev).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16):
         for turn in range(rounds + 2):
             for name, model in models.items():
+                model.to(dev)
                 t = time.perf_counter()
                 model(x)
-                if turn >= 2:  # the first turns create and warm oneDNN's kernels
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                if turn >= 2:  # the first turns create and warm the kernels
                     times[name].append(time.perf_counter() - t)
+                model.cpu()  # one network on the device at a time
     for name in models:
         out[name]["infer_images_per_s"] = 32 / min(times[name])
     return out
