@@ -53,6 +53,12 @@ CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
 # paper's 224 (its first feature map alone is then 4 GB per image).
 MAX_CLASSES = 1_000_000
 MAX_INPUT_SIZE = 4096
+# The configuration's variant fields and their values, the paper's first.
+VARIANTS = {
+    "inception": ("reduced", "naive"),
+    "head": ("gap", "fc"),
+    "arch": ("googlenet", "vgg16", "alexnet"),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,14 +164,22 @@ class NaiveInceptionModule(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, c1x1: int, c3x3: int, c5x5: int, *, batchnorm: bool = False
+        self,
+        in_channels: int,
+        c1x1: int,
+        c3x3: int,
+        c5x5: int,
+        *,
+        batchnorm: bool = False,
+        bn_eps: float = 1e-3,
     ) -> None:
         super().__init__()
+        block = dict(batchnorm=batchnorm, bn_eps=bn_eps)
         self.in_channels = in_channels
         self.out_channels = c1x1 + c3x3 + c5x5 + in_channels
-        self.conv1x1 = ConvBlock(in_channels, c1x1, 1, batchnorm=batchnorm)
-        self.conv3x3 = ConvBlock(in_channels, c3x3, 3, padding=1, batchnorm=batchnorm)
-        self.conv5x5 = ConvBlock(in_channels, c5x5, 5, padding=2, batchnorm=batchnorm)
+        self.conv1x1 = ConvBlock(in_channels, c1x1, 1, **block)
+        self.conv3x3 = ConvBlock(in_channels, c3x3, 3, padding=1, **block)
+        self.conv5x5 = ConvBlock(in_channels, c5x5, 5, padding=2, **block)
         self.pool = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -328,6 +342,15 @@ class GoogLeNetConfig:
     aux_dropout: float = 0.7
     transform_input: bool = False
     init: Literal["caffe", "trunc_normal"] = "caffe"
+    # Variants the paper argues against, for ``googlenet study`` (paper values by default):
+    # ``inception="naive"`` builds Figure 2a's modules (no 1x1 reductions, the pool branch passing
+    # its channels through, so the depth grows module after module); ``head="fc"`` flattens the
+    # last map into a fully connected layer of 1024 (the AlexNet/VGG way) instead of global
+    # average pooling; ``arch`` names a reference network (torchvision's VGG-16 or AlexNet,
+    # built by ``googlenet.networks``) trained and evaluated by the same commands.
+    inception: Literal["reduced", "naive"] = "reduced"
+    head: Literal["gap", "fc"] = "gap"
+    arch: Literal["googlenet", "vgg16", "alexnet"] = "googlenet"
     # Data the weights belong to.
     input_size: int = 224
     mean: tuple[float, float, float] = CAFFE_MEAN
@@ -352,6 +375,10 @@ class GoogLeNetConfig:
             problems.append(f"aux_pooling must be 'paper' or 'adaptive', got {self.aux_pooling!r}")
         if self.init not in ("caffe", "trunc_normal"):
             problems.append(f"init must be 'caffe' or 'trunc_normal', got {self.init!r}")
+        for name, allowed in VARIANTS.items():
+            if getattr(self, name) not in allowed:
+                value = getattr(self, name)
+                problems.append(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.conv5x5_kernel not in (3, 5):
             problems.append(f"conv5x5_kernel must be 5 (paper) or 3, got {self.conv5x5_kernel}")
         if self.pool4_kernel not in (2, 3):
@@ -463,8 +490,14 @@ class GoogLeNet(HubMixin, nn.Module):
         self.norm2 = self._lrn() if not bn else None
         self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
-        def make(name: str) -> InceptionModule:  # one row of Table 1
+        depth = [ROW["inception3a"].in_channels]  # the naive modules' growing input depth
+
+        def make(name: str) -> InceptionModule | NaiveInceptionModule:  # one row of Table 1
             spec = ROW[name]
+            if cfg.inception == "naive":  # Figure 2a: same 1x1/3x3/5x5 widths, no reductions
+                module = NaiveInceptionModule(depth[0], spec.c1x1, spec.c3x3, spec.c5x5, **block)
+                depth[0] = module.out_channels
+                return module
             return InceptionModule(
                 spec.in_channels, *spec.widths, conv5x5_kernel=cfg.conv5x5_kernel, **block
             )
@@ -488,8 +521,8 @@ class GoogLeNet(HubMixin, nn.Module):
         self.aux2: InceptionAux | None
         if cfg.aux_logits:
             # On top of 4a and 4d (section 5), so they read those modules' outputs.
-            self.aux1 = InceptionAux(ROW["inception4a"].out_channels, cfg.num_classes, **aux)
-            self.aux2 = InceptionAux(ROW["inception4d"].out_channels, cfg.num_classes, **aux)
+            self.aux1 = InceptionAux(self.inception4a.out_channels, cfg.num_classes, **aux)
+            self.aux2 = InceptionAux(self.inception4d.out_channels, cfg.num_classes, **aux)
         else:
             self.aux1 = self.aux2 = None
 
@@ -497,9 +530,8 @@ class GoogLeNet(HubMixin, nn.Module):
         # other input sizes work too.
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.fc = nn.Linear(ROW["inception5b"].out_channels, cfg.num_classes)
-
         self.min_input_size = self._min_input_size()
+        self.fc_hidden, self.fc = self._head(self.inception5b.out_channels)
         # Plain copies of what forward reads, so that it scripts (TorchScript cannot read the
         # config dataclass); feature_info: timm's, the maps a backbone can take.
         self.transform_input = cfg.transform_input
@@ -516,6 +548,15 @@ class GoogLeNet(HubMixin, nn.Module):
                 name = "norm2"
             info.append({"num_chs": channels, "reduction": stride, "module": name})
         return info
+
+    def _head(self, features: int) -> tuple[nn.Linear | None, nn.Linear]:
+        """The classifier: ``fc`` on the pooled features (the paper), or with ``head="fc"`` the
+        AlexNet/VGG head the paper replaced, the last map flattened into FC 1024 + ReLU first."""
+        cfg = self.config
+        if cfg.head != "fc":
+            return None, nn.Linear(features, cfg.num_classes)
+        side = self.feature_size(max(cfg.input_size, self.min_input_size))
+        return nn.Linear(features * side * side, 1024), nn.Linear(1024, cfg.num_classes)
 
     @staticmethod
     def _lrn() -> nn.LocalResponseNorm:
@@ -715,7 +756,16 @@ class GoogLeNet(HubMixin, nn.Module):
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Global average pool, dropout 40%, linear. ``pre_logits=True`` stops before dropout."""
         # N x 1024 x 7 x 7
-        x = torch.flatten(self.avgpool(x), 1)
+        if self.fc_hidden is not None:  # head="fc": the map flattened, FC 1024, ReLU
+            side = self.feature_size(self.config.input_size)
+            if x.shape[-2:] != (side, side):
+                raise InputSizeError(
+                    f"this network's fully connected head reads a {side}x{side} map "
+                    f"({self.config.input_size} px input), got {x.shape[-2]}x{x.shape[-1]}"
+                )
+            x = F.relu(self.fc_hidden(torch.flatten(x, 1)))
+        else:
+            x = torch.flatten(self.avgpool(x), 1)
         # N x 1024
         if pre_logits:
             return x
@@ -757,7 +807,7 @@ class GoogLeNet(HubMixin, nn.Module):
             class_names=tuple(class_names) if class_names is not None else None,
         )
         device = self.fc.weight.device
-        self.fc = nn.Linear(1024, num_classes, device=device)
+        self.fc = nn.Linear(self.fc.in_features, num_classes, device=device)
         for aux in (self.aux1, self.aux2):
             if aux is not None:
                 aux.fc2 = nn.Linear(1024, num_classes, device=device)

@@ -15,7 +15,19 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import GoogLeNetError, Interrupted
-from . import bench, cam, convert_weights, demo, export, predict, serve, shard, summary, train
+from . import (
+    bench,
+    cam,
+    convert_weights,
+    demo,
+    export,
+    predict,
+    serve,
+    shard,
+    study,
+    summary,
+    train,
+)
 from . import eval as eval_  # noqa: E402
 from .args import (  # noqa: F401  (the argument types, importable from googlenet.cli)
     PROG,
@@ -40,6 +52,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "train": (train.add, train.run),
     "eval": (eval_.add, eval_.run),
     "demo": (demo.add, demo.run),
+    "study": (study.add, study.run),
     "bench": (bench.add, bench.run),
     "serve": (serve.add, serve.run),
     "shard": (shard.add, shard.run),

@@ -223,6 +223,16 @@ def _resolve_backend(model: GoogLeNet, backend: str, device: torch.device, amp: 
         raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device cuda asked for, but no CUDA GPU is available")
+    config = model.config
+    if (config.arch, config.inception, config.head) != ("googlenet", "reduced", "gap"):
+        # The fused form is written for the paper's modules and head; the variants that
+        # ``googlenet study`` trains run as they are.
+        if backend not in ("auto", "eager"):
+            raise ConfigError(
+                f"backend {backend} fuses the paper's network; this one ({config.arch}, "
+                f"{config.inception} Inception modules, {config.head} head) runs on eager"
+            )
+        return "eager"
     if backend == "auto":
         backend = default_backend(device, amp)
         if backend == "openvino" and model.config.input_size < openvino_min_input_size(model):

@@ -221,6 +221,13 @@ def fuse(model: GoogLeNet, *, native_lrn: bool = True, merge_1x1: bool = True) -
     each Inception module's three 1x1 convolutions apart (what ONNX Runtime runs fastest)."""
     if not isinstance(model, GoogLeNet):
         raise ConfigError(f"expected a GoogLeNet, got {type(model).__name__}")
+    c = model.config
+    if (c.arch, c.inception, c.head) != ("googlenet", "reduced", "gap"):
+        raise ConfigError(
+            f"the fused (and exported) form is the paper's network; this one ({c.arch}, "
+            f"{c.inception} Inception modules, {c.head} head: a googlenet study variant) runs "
+            "as it is, on the eager backend"
+        )
     net = FusedGoogLeNet(model, merge_1x1)
     for module in net.modules():
         if isinstance(module, FastLRN):

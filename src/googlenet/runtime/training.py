@@ -163,6 +163,51 @@ def prepare_for_training(
     return model
 
 
+# Where the gradient reaching the network is measured: the stem, the first module, and the
+# modules before, at and after the auxiliary heads (4a feeds aux1, 4e comes after aux2).
+GRAD_STAGES = ("conv1", "inception3a", "inception4a", "inception4e", "inception5b")
+
+
+@torch.no_grad()
+def stage_grad_norms(model: nn.Module, stages: tuple[str, ...] = GRAD_STAGES) -> dict[str, float]:
+    """The L2 norm of the gradient of each stage's parameters (all of them together), read from
+    ``.grad`` after a backward pass: how much of the loss's signal reached that depth. Stages
+    the model does not have (a reference network) are left out."""
+    norms = {}
+    for name in stages:
+        module = getattr(model, name, None)
+        if not isinstance(module, nn.Module):
+            continue
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if grads:
+            norms[name] = float(torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(g.float()) for g in grads])))  # fmt: skip
+    return norms
+
+
+def training_memory(model: nn.Module, x: Tensor, amp: torch.dtype | None = torch.bfloat16) -> dict:
+    """What one training step of ``model`` on the batch ``x`` holds at its peak, in bytes,
+    counted rather than sampled (a process's peak RSS mixes in the allocator's caching and every
+    earlier step): ``weights`` (fp32 weights, their gradients and SGD's momentum: 3 x the
+    parameters) and ``activations`` (every tensor the forward pass saves for backward, each
+    storage once, under the step's autocast). The model is left in training mode."""
+    own = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in own:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast(x.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            model(x, return_aux=True)
+    weights = 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+    return {"weights": weights, "activations": sum(saved.values())}
+
+
 def to_channels_last(x: Tensor) -> Tensor:
     """A 4-D batch in channels_last memory format (a no-op if it already is)."""
     return x.contiguous(memory_format=torch.channels_last)

@@ -26,7 +26,10 @@ PAPER_EPOCHS, PAPER_STEP_EPOCHS, PAPER_GAMMA = 250, 8.0, 0.96
 # version 2 "paper" was the scaled rule: such a checkpoint resumes as "paper-scaled".
 SCHEDULE_VERSION = 2
 # Flags that would make a resumed run another run: --resume refuses a new value (issue 17).
-RESUME_REFUSED = ("data", "val", "preset", "weights", "input_size", "batch_size", "seed")
+RESUME_REFUSED = (
+    "data", "val", "preset", "weights", "input_size", "batch_size", "seed",
+    "arch", "inception", "head",
+)  # fmt: skip
 # Not taken from the checkpoint: where this process writes and what it resumes from.
 RESUME_OWN = ("resume", "output_dir", "replan_step", "replan_lr")
 # Caffe's biases learn at twice the base rate (lr_mult: 2 on every conv and fc bias of BVLC's
@@ -54,6 +57,11 @@ class TrainConfig:
     output_dir: str | None = None  # default runs/<data folder name>-<preset>
     preset: str = "paper"
     weights: str | None = None  # fine-tune from these (ours, or torchvision's .pth)
+    # The network's variants (GoogLeNetConfig's fields of the same names; the paper's by default):
+    # googlenet | vgg16 | alexnet; reduced | naive Inception modules; gap | fc head.
+    arch: str = "googlenet"
+    inception: str = "reduced"
+    head: str = "gap"
     input_size: int | None = None  # default 224, or the input size of --weights
     epochs: int = 90
     batch_size: int = 32  # per process, as in torchvision's reference script
@@ -104,6 +112,9 @@ class TrainConfig:
     save_every: int = 0  # also write last.pt every N steps (0: at the end of each epoch only)
     strict: bool = False  # stop at the first unreadable image instead of skipping it
     print_freq: int = 10
+    # Record the gradient norm reaching each stage (conv1, 3a, 4a, 4e, 5b) at each of the first
+    # N steps, in the run's grad_norms.csv (0: not recorded).
+    log_grad_norms: int = 0
     # Set when a resumed run changes --epochs: the step and rate from which a cosine or poly
     # schedule was re-planned over the new length (so the rate goes on from where it was).
     replan_step: int | None = None
@@ -171,10 +182,31 @@ class TrainConfig:
                 "--deterministic fixes the thread count: --threads auto would take it from the "
                 "machine's load; give --threads N or leave it out"
             )
+        problems += self._variant_problems()
         if self.save_every < 0:
             problems.append(f"--save-every must be 0 or more, got {self.save_every}")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def _variant_problems(self) -> list[str]:
+        """--arch, --inception, --head (the networks ``googlenet study`` compares), and
+        --log-grad-norms."""
+        from ..model import VARIANTS
+
+        problems = [
+            f"--{name} must be one of {', '.join(allowed)}"
+            for name, allowed in VARIANTS.items()
+            if getattr(self, name) not in allowed
+        ]
+        variant = self.inception != "reduced" or self.head != "gap"
+        if self.arch != "googlenet" and (self.weights or variant):
+            problems.append(
+                f"--arch {self.arch} trains torchvision's network from scratch: "
+                "--weights, --inception and --head are GoogLeNet's"
+            )
+        if self.log_grad_norms < 0:
+            problems.append(f"--log-grad-norms must be 0 or more, got {self.log_grad_norms}")
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

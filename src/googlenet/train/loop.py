@@ -28,7 +28,7 @@ from ..runtime import distributed
 from ..runtime.device import resolve_amp, set_deterministic, training_threads
 from ..runtime.distributed import Dist
 from ..runtime.evaluation import evaluate
-from ..runtime.training import TrainStep, prepare_for_training
+from ..runtime.training import TrainStep, prepare_for_training, stage_grad_norms
 from .config import TrainConfig
 from .recipe import average_of, build_optimizer, lr_at, set_lr
 from .signals import StopSignals
@@ -57,6 +57,8 @@ class Loop:
     step: int = 0
     stop: StopSignals | None = None  # SIGINT/SIGTERM seen, while train() runs
     saved: str = ""  # the last checkpoint written or resumed from, for messages
+    # --log-grad-norms: {"step": n, "conv1": norm, ...} for each of the first steps (rank 0)
+    grad_norms: list[dict[str, float]] = dataclasses.field(default_factory=list)
     probe: Tensor | None = None  # the last batch trained on: checked again before a checkpoint
     momentum_style: str = "pytorch"  # caffe or pytorch: see config.MOMENTUM_STYLES
 
@@ -112,6 +114,9 @@ def train_step(loop: Loop, x: Tensor, y: Tensor, weight: float = 1.0) -> tuple[T
     readable image (see :func:`train_one_epoch`). Returns the main logits and the four losses."""
     set_lr(loop.optimizer, lr_at(loop.step, loop.steps_per_epoch, loop.cfg), loop.momentum_style)
     logits, losses = loop.step_fn(x, y, weight)
+    if loop.step < loop.cfg.log_grad_norms and loop.dist.is_main:
+        # The gradients of this step are still in .grad (the next step clears them).
+        loop.grad_norms.append({"step": loop.step + 1, **stage_grad_norms(loop.raw)})
     if loop.polyak is not None and loop.step >= loop.cfg.polyak_start * loop.steps_per_epoch:
         loop.polyak.update_parameters(loop.raw)
     loop.step += 1

@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from ..errors import DataError
-from ..model import GoogLeNet, GoogLeNetConfig, create_model
+from ..model import GoogLeNet, GoogLeNetConfig
+from ..networks import build, create
 from ..runtime.training import paper_loss
 from ..weights import load
 from .config import PAPER_EPOCHS, PAPER_GAMMA, PAPER_STEP_EPOCHS, TrainConfig, tupled
@@ -103,9 +104,12 @@ def build_model(cfg: TrainConfig, classes: list[str], ckpt: dict | None) -> Goog
     for name in ("input_size", "mean", "std", "dropout", "aux_dropout"):
         if getattr(cfg, name) is not None:
             overrides[name] = getattr(cfg, name)
+    for name in ("arch", "inception", "head"):  # the variants, only where not the paper's
+        if getattr(cfg, name) != getattr(TrainConfig, name):
+            overrides[name] = getattr(cfg, name)
     aux = cfg.aux_weight > 0 and not cfg.freeze_trunk
     if ckpt is not None:
-        model = GoogLeNet(GoogLeNetConfig.from_dict(tupled(ckpt["config"])))
+        model = build(GoogLeNetConfig.from_dict(tupled(ckpt["config"])))
         model.load_state_dict(ckpt["model"])
         if list(model.config.class_names or []) != classes:
             raise DataError(
@@ -114,7 +118,7 @@ def build_model(cfg: TrainConfig, classes: list[str], ckpt: dict | None) -> Goog
             )
         return model
     if cfg.weights is None:
-        return create_model(
+        return create(
             cfg.preset, num_classes=len(classes), aux_logits=aux, class_names=classes, **overrides
         )
     model = load(cfg.weights, num_classes=len(classes), aux_logits=aux, **overrides)

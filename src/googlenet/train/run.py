@@ -183,6 +183,7 @@ def _set_up(cfg: TrainConfig, d: Dist, given: set[str] | None) -> Run:
         at = f"batch {progress.batch} of {len(train_loader)} of " if progress else "the end of "
         loop.saved = f"{resume} ({at}epoch {run.start_epoch + bool(progress)}, step {loop.step})"
         _extend(loop, saved or {}, loop.step)
+        loop.grad_norms = read_grad_norms(out, loop.step)
     if d.is_main:
         _open_run_dir(out, loop.cfg, mc, loop, train_set, val_set)
     return run
@@ -285,7 +286,11 @@ def _one_epoch(run: Run, epoch: int, metrics: MetricsLog | None, skipped: set[st
         _check_finite(torch.tensor(part.sums[0]), loop, epoch, weights=True)
         rng, sums = gather(d, part.sums)
         rows = metrics.rows if metrics else []
-        write = lambda: save_checkpoint(last, loop, epoch, run.best, rows, rng, part.batch, sums)  # noqa: E731
+
+        def write() -> None:
+            save_checkpoint(last, loop, epoch, run.best, rows, rng, part.batch, sums)
+            write_grad_norms(run.out, loop)
+
         _on_rank0(loop, write)
         n = len(run.train_loader)
         loop.saved = f"{last} (batch {part.batch} of {n} of epoch {epoch + 1}, step {loop.step})"
@@ -307,11 +312,39 @@ def _one_epoch(run: Run, epoch: int, metrics: MetricsLog | None, skipped: set[st
         log_epoch(row, cfg.epochs)
         metrics.append(row)
         run.best = save_epoch_files(run.out, loop, epoch + 1, row, run.best, metrics.rows, rng)
+        write_grad_norms(run.out, loop)
 
     _on_rank0(loop, save_epoch)
     loop.saved = f"{last} (the end of epoch {epoch + 1}, step {loop.step})"
     if _agree(loop, True, [])[0] and epoch + 1 < cfg.epochs:
         raise interrupted(loop.stop, loop.saved)
+
+
+GRAD_NORMS_FILE = "grad_norms.csv"
+
+
+def write_grad_norms(out: Path, loop: Loop) -> None:
+    """``grad_norms.csv`` (--log-grad-norms): a step per row, a stage per column."""
+    if not loop.grad_norms:
+        return
+    columns = list(loop.grad_norms[0])
+    lines = [",".join(columns)]
+    lines += [
+        ",".join(f"{row.get(c, float('nan')):.6g}" for c in columns) for row in loop.grad_norms
+    ]
+    atomic_write_text(out / GRAD_NORMS_FILE, "\n".join(lines) + "\n")
+
+
+def read_grad_norms(out: Path, step: int) -> list[dict[str, float]]:
+    """The rows of ``grad_norms.csv`` up to ``step`` (a resumed run goes on from its checkpoint;
+    rows a killed process wrote after it are dropped)."""
+    path = out / GRAD_NORMS_FILE
+    if not path.is_file():
+        return []
+    header, *body = path.read_text().splitlines()
+    names = header.split(",")
+    rows = [dict(zip(names, map(float, line.split(",")), strict=True)) for line in body if line]
+    return [r | {"step": int(r["step"])} for r in rows if r["step"] <= step]
 
 
 def _on_rank0(loop: Loop, write) -> None:

@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .. import networks
 from ..errors import ConfigError, GoogLeNetError, WeightsError, first_line
 from ..fileio import atomic_save
 from ..hub import register_files
@@ -230,7 +231,7 @@ def load(
             fields["class_names"] = None
         if class_names is not None:
             fields["class_names"] = tuple(class_names)
-        model = GoogLeNet(GoogLeNetConfig.from_dict(fields))
+        model = networks.build(GoogLeNetConfig.from_dict(fields))
     except ConfigError as err:
         raise WeightsError(f"cannot build the model for {path}: {err}") from err
 
