@@ -174,7 +174,7 @@ class NaiveInceptionModule(nn.Module):
         bn_eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        block = dict(batchnorm=batchnorm, bn_eps=bn_eps)
+        block: dict[str, Any] = dict(batchnorm=batchnorm, bn_eps=bn_eps)
         self.in_channels = in_channels
         self.out_channels = c1x1 + c3x3 + c5x5 + in_channels
         self.conv1x1 = ConvBlock(in_channels, c1x1, 1, **block)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError
-from .model import GoogLeNet, GoogLeNetConfig, _first, _pool_out, check_input, preset_config
+from .model import GoogLeNet, GoogLeNetConfig, _first, _pool_out, preset_config
 
 # torchvision's adaptive pool output: the map its classifier was written for (224 px).
 _TORCHVISION_POOL = {"vgg16": 7, "alexnet": 6}
@@ -69,9 +69,12 @@ class ReferenceNet(GoogLeNet):
                     sizes.append(size)
         return sizes
 
-    def _forward_trunk(self, x: Tensor, with_aux: bool) -> tuple[Tensor, None, None]:
-        check_input(x, self.min_input_size)
-        return self.features(x), None, None
+    def _forward_trunk(
+        self, x: Tensor, with_aux: bool, take: int = 0, stop: int = 4
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, list[Tensor]]:
+        # GoogLeNet's forward checks the input size first; no auxiliary heads, and no feature
+        # maps: a reference network is a classifier to compare with here, not a backbone.
+        return self.features(x), None, None, []
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.classifier(torch.flatten(self.avgpool(x), 1))

@@ -103,9 +103,9 @@ def judge(claim: str, records: dict[str, list[dict]], costs: dict[str, dict], ex
             )
         if claim == "aux":
             for stage in ("conv1", "inception3a"):
-                comp = _grad_compare(records, a, b, stage)
-                if comp:
-                    out["comparisons"].append(comp)
+                grad = _grad_compare(records, a, b, stage)
+                if grad:
+                    out["comparisons"].append(grad)
                     lines.append(
                         f"mean gradient norm reaching {stage} over the first steps, with heads "
                         f"{v.fmt(comp['values'][a], digits=3)} vs without "

@@ -39,7 +39,7 @@ def _band(ax, series: list[list[float | None]], label: str, color: str, style: s
     epochs = min(len(s) for s in series)
     if epochs == 0:
         return
-    cols = [[float(s[i]) for s in series if s[i] is not None] for i in range(epochs)]
+    cols = [[float(v) for s in series if (v := s[i]) is not None] for i in range(epochs)]
     mean = [statistics.fmean(c) if c else math.nan for c in cols]
     std = [statistics.stdev(c) if len(c) > 1 else 0.0 for c in cols]
     x = list(range(1, epochs + 1))
