@@ -67,7 +67,8 @@ def _tensorboard_writer(path: Path, purge_step: int):
 # ---------------------------------------------------------------------------------------------
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (no display needed), imported on use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,16 +77,17 @@ def _pyplot():
     return plt
 
 
-def _save_figure(fig, path: Path) -> Path:
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    _pyplot().close(fig)
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """``fig`` as a PNG at ``path``, written atomically, then closed."""
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+    pyplot().close(fig)
     return path
 
 
 def plot_curves(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """``loss.png`` (train loss, main and auxiliary) and ``accuracy.png`` (val top-1/top-5, the
     Polyak average's top-1) from the per-epoch rows."""
-    plt = _pyplot()
+    plt = pyplot()
 
     def series(key: str) -> tuple[list[int], list[float]]:
         pts = [(r["epoch"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
@@ -111,7 +113,7 @@ def plot_curves(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend()
-        paths.append(_save_figure(fig, out_dir / f"{name}.png"))
+        paths.append(save_figure(fig, out_dir / f"{name}.png"))
     return paths
 
 
@@ -120,7 +122,7 @@ def plot_confusion(
 ) -> Path:
     """A confusion matrix as a PNG: rows true classes, columns predictions, counts normalized per
     row. Class names are written along the axes up to 40 classes."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = matrix.double()
     rates = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
     side = min(12.0, 3 + 0.3 * max(len(row_names), len(col_names)))
@@ -148,4 +150,4 @@ def plot_confusion(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)

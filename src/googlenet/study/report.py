@@ -11,27 +11,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_save, atomic_write_text
+from .. import metrics
+from ..fileio import atomic_write_text
 from . import verdict as v
 from .claims import CAVEATS, SENTENCES
 from .plan import TITLES
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
-    _plt().close(fig)
-    return path
 
 
 def _band(ax, series: list[list[float | None]], label: str, color: str, style: str = "-") -> None:
@@ -52,7 +38,7 @@ def _band(ax, series: list[list[float | None]], label: str, color: str, style: s
 def plot_curves(results: dict, claim: str, arms: list[str], out: Path) -> Path:
     """Validation top-1 (and, for the head claim, training top-1 dashed) and training loss by
     epoch, mean ± std over the seeds."""
-    plt = _plt()
+    plt = metrics.pyplot()
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, arm in enumerate(arms):
         recs = results["records"][arm]
@@ -66,13 +52,13 @@ def plot_curves(results: dict, claim: str, arms: list[str], out: Path) -> Path:
     for ax in (acc, loss):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, out / f"{claim}-curves.png")
+    return metrics.save_figure(fig, out / f"{claim}-curves.png", dpi=100)
 
 
 def plot_grad_norms(results: dict, arms: list[str], out: Path) -> Path:
     """The gradient norm reaching each stage, mean over the recorded steps, mean ± std over
     seeds (log scale), and conv1's norm step by step."""
-    plt = _plt()
+    plt = metrics.pyplot()
     fig, (bars, steps) = plt.subplots(1, 2, figsize=(10, 3.8))
     stages = None
     width = 0.8 / max(len(arms), 1)
@@ -93,12 +79,12 @@ def plot_grad_norms(results: dict, arms: list[str], out: Path) -> Path:
     for ax in (bars, steps):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, out / "aux-grad-norms.png")
+    return metrics.save_figure(fig, out / "aux-grad-norms.png", dpi=100)
 
 
 def plot_cost(results: dict, claim: str, arms: list[str], out: Path) -> Path:
     """Validation top-1 (mean ± std) against multiply-adds and against inference images/s."""
-    plt = _plt()
+    plt = metrics.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     panels = (
         (axes[0], "macs", "multiply-adds per image"),
@@ -113,12 +99,12 @@ def plot_cost(results: dict, claim: str, arms: list[str], out: Path) -> Path:
         ax.set(xscale="log", xlabel=label, ylabel="val top-1 (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, out / f"{claim}-cost.png")
+    return metrics.save_figure(fig, out / f"{claim}-cost.png", dpi=100)
 
 
 def plot_table3(grid: dict, out: Path) -> Path:
     """Table 3's grid: top-1 error against crops, one model (mean ± std) and the ensemble."""
-    plt = _plt()
+    plt = metrics.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     counts = sorted(int(n) for n in grid)
     grid = {int(n): cell for n, cell in grid.items()}
@@ -130,7 +116,7 @@ def plot_table3(grid: dict, out: Path) -> Path:
     ax.set(xlabel="crops per image", ylabel="val top-1 error (%)", title="Table 3, this data")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out / "crops-table3.png")
+    return metrics.save_figure(fig, out / "crops-table3.png", dpi=100)
 
 
 def make_plots(results: dict, out: Path) -> dict[str, list[Path]]:
