@@ -78,6 +78,10 @@ TRAINING = [
     ("save_every", 0, "project: a checkpoint at each epoch's end"),
     ("strict", False, "project: unreadable images are skipped and reported"),
     ("print_freq", 10, "torchvision reference script (--print-freq 10)"),
+    ("inception", "reduced", "paper Figure 2b: 1x1 reductions (naive: Figure 2a, the study's)"),
+    ("head", "gap", "paper Table 1: global average pooling (fc: the study's alternative)"),
+    ("arch", "googlenet", "paper: the network itself (vgg16/alexnet: the study's references)"),
+    ("log_grad_norms", 0, "project: no per-stage gradient norms unless asked (the study)"),
 ]
 
 # Where the command line spells the same default another way.
@@ -209,6 +213,9 @@ PAPER = {
     "std": (CAFFE_STD, "train_val: no division"),
     "aux_logits": (True, "paper §5"),
     "num_classes": (1000, "ILSVRC 2014"),
+    "inception": ("reduced", "paper Figure 2b: 1x1 reductions (naive: Figure 2a, for the study)"),
+    "head": ("gap", "paper Table 1 (avg pool 7x7/1, then linear; fc: the study's alternative)"),
+    "arch": ("googlenet", "paper: the network itself (vgg16/alexnet: the study's references)"),
 }
 PRESETS = {
     "paper": PAPER,

@@ -242,6 +242,8 @@ TABLE = [
     (["shard", "--data", "data", "--out", IMG], "cannot use"),
     (["eval", "--weights", W, "--data", "pipe:cat none/val-000000.tar"], "cannot read its shard"),
     (["train", "--data", "none/train-{000000..000001}.tar", *FAST], "cannot read its shard"),
+    (["study", "--claims", "nope", "--output-dir", "s"], "unknown claim 'nope'"),
+    (["study", "--data", "missing", "--output-dir", "s"], "no such folder"),
     (["demo", "--output-dir", IMG], "is a file"),
     (["demo", "--output-dir", "d", "--input-size", "8", "--limit", "40"], "too small"),
 ]

@@ -54,7 +54,10 @@ def assert_saved_at(run, step: int, message: str) -> None:
 @pytest.mark.slow
 def test_killed_again_and_again_it_ends_where_an_unbroken_run_ends(tmp_path):
     tiny_dataset(tmp_path / "data")
-    common = ["train", "--data", "data", "--epochs", EPOCHS, "--polyak", "--save-every", 2, *FAST]
+    # --lr 0.001: the paper preset at 0.01 under the literal paper schedule (no decay in 4
+    # epochs) can diverge on 6 images; what is tested here is the resume, not the rate.
+    common = ["train", "--data", "data", "--epochs", EPOCHS, "--lr", "0.001", "--polyak"]
+    common += ["--save-every", 2, *FAST]
     reference = start(tmp_path, *common, "--output-dir", "ref")  # runs while we break the other
     run = tmp_path / "run"
     resume = [*common, "--output-dir", "run", "--resume", "auto"]
