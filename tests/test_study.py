@@ -276,3 +276,22 @@ def test_quick_study_end_to_end_and_resumed(tmp_path, run_cli):
         assert "trained" not in again.stdout and "done before" in again.stdout
     finally:
         shutil.rmtree(out, ignore_errors=True)  # several GB of checkpoints
+
+
+def test_aux_summary_quotes_the_gradient_norms_not_the_accuracies():
+    """The aux claim's lines give each stage's gradient norms (a merge once printed the arms'
+    accuracies there, while results.json held the right comparison)."""
+    arms = plan.claim_arms("aux", "paper-bn")
+    records = {
+        arm: [
+            {"seed": s, "val_top1": 50.0 + i + s, "grad_norms": {"conv1": [3.0 + i + s / 10],
+                                                                  "inception3a": [7.0 + i]}}
+            for s in range(3)
+        ]
+        for i, arm in enumerate(arms)
+    }  # fmt: skip
+    found = judge("aux", records, {}, {}, "paper-bn")
+    grads = [c for c in found["comparisons"] if c["metric"] == "grad_norm_conv1"]
+    assert grads and grads[0]["values"][arms[0]] == pytest.approx([3.0, 3.1, 3.2])
+    line = next(s for s in found["summary"] if "reaching conv1" in s)
+    assert "3.100 ± 0.100" in line and "50.00" not in line, line

@@ -108,8 +108,8 @@ def judge(claim: str, records: dict[str, list[dict]], costs: dict[str, dict], ex
                     out["comparisons"].append(grad)
                     lines.append(
                         f"mean gradient norm reaching {stage} over the first steps, with heads "
-                        f"{v.fmt(comp['values'][a], digits=3)} vs without "
-                        f"{v.fmt(comp['values'][b], digits=3)}: {comp['verdict']}"
+                        f"{v.fmt(grad['values'][a], digits=3)} vs without "
+                        f"{v.fmt(grad['values'][b], digits=3)}: {grad['verdict']}"
                     )
     out["summary"] = lines
     return out
