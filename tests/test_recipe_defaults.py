@@ -76,6 +76,7 @@ TRAINING = [
     ("threads", None, "None: OMP_NUM_THREADS or every usable CPU (docs/reproducibility.md)"),
     ("deterministic", False, "project: torch's deterministic algorithms on request"),
     ("save_every", 0, "project: a checkpoint at each epoch's end"),
+    ("best_checkpoint", True, "project: best.pt beside the weights, to resume from the best"),
     ("strict", False, "project: unreadable images are skipped and reported"),
     ("print_freq", 10, "torchvision reference script (--print-freq 10)"),
     ("inception", "reduced", "paper Figure 2b: 1x1 reductions (naive: Figure 2a, the study's)"),

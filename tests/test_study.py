@@ -98,12 +98,17 @@ def test_variants_run_as_they_are_and_refuse_the_fused_form():
     model = create_model("paper", num_classes=3, aux_logits=False, input_size=64, head="fc")
     model.eval()
     x = torch.rand(2, 3, 64, 64)
+    reference = model(x)
+    eager = optimize_for_inference(model, "eager")
+    assert eager.backend == "eager"
+    torch.testing.assert_close(eager(x), reference, rtol=0, atol=0)  # the module itself
     runner = optimize_for_inference(model, "auto")
-    assert runner.backend == "eager"
-    torch.testing.assert_close(runner(x), model(x))
+    assert runner.backend == "torch"  # unfused, channels_last, on a copy
+    torch.testing.assert_close(runner(x), reference, rtol=1e-4, atol=1e-4)
+    assert model.conv1.conv.weight.is_contiguous()  # the model itself is not converted
     with pytest.raises(ConfigError, match="fused .* form is the paper's network"):
         fuse(model)
-    with pytest.raises(ConfigError, match="runs on eager"):
+    with pytest.raises(ConfigError, match="runs on torch or eager"):
         optimize_for_inference(model, "onnxruntime")
 
 

@@ -630,3 +630,16 @@ def test_images_per_s_leaves_the_loaders_start_up_out(tmp_path, monkeypatch, cap
     (row,) = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     computing = 12 / row["images_per_s"]  # 12 training images
     assert row["epoch_time_s"] - computing >= 1.5  # the sleep: in the time, not in the speed
+
+
+def test_no_best_checkpoint_keeps_the_best_weights_but_no_best_pt(tmp_path, monkeypatch, capsys):
+    make_dataset(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(train_args("data", "run", 1, "--no-best-checkpoint")) == 0
+    run = tmp_path / "run"
+    assert (run / "best.safetensors").is_file() and (run / "last.pt").is_file()
+    assert not (run / "best.pt").exists()
+    assert json.loads((run / "config.json").read_text())["args"]["best_checkpoint"] is False
+    # and by default both, as before
+    assert cli.main(train_args("data", "run2", 1)) == 0, capsys.readouterr().err
+    assert (tmp_path / "run2" / "best.pt").is_file()

@@ -35,12 +35,19 @@ DEMO_LR = 0.005
 VAL_FRACTION = 0.2
 
 
-def write_digits(root: Path, seed: int = DEMO_SEED, limit: int | None = None) -> tuple[int, int]:
+def write_digits(
+    root: Path,
+    seed: int = DEMO_SEED,
+    limit: int | None = None,
+    per_class: tuple[int, int] | None = None,
+) -> tuple[int, int]:
     """Write scikit-learn's digits as ``root/{train,val}/<digit>/<index>.png``: (train, val) count.
 
     Each class is split 80/20 by a fixed permutation, so the split is the same on every machine.
-    The 17 gray levels (0 = paper, 16 = ink) become dark ink on white 8-bit PNGs. A marker file
-    written last makes a complete folder reusable; an interrupted or different one is rewritten.
+    ``per_class=(t, v)`` keeps the first ``t`` training and ``v`` validation images of each class
+    (by index: ``googlenet study``'s smaller sets, subsets of the demo's). The 17 gray levels
+    (0 = paper, 16 = ink) become dark ink on white 8-bit PNGs. A marker file written last makes
+    a complete folder reusable; an interrupted or different one is rewritten.
     """
     try:
         from sklearn.datasets import load_digits
@@ -59,14 +66,25 @@ def write_digits(root: Path, seed: int = DEMO_SEED, limit: int | None = None) ->
         members = rng.permutation(np.flatnonzero(targets == digit))
         n_val = int(round(len(members) * VAL_FRACTION))
         split_of |= {int(i): "val" if rank < n_val else "train" for rank, i in enumerate(members)}
+    if per_class is not None:
+        room = {(split, digit): n for split, n in zip(("train", "val"), per_class, strict=True)
+                for digit in range(10)}  # fmt: skip
+        for index in sorted(split_of):
+            key = (split_of[index], int(targets[index]))
+            if room[key] > 0:
+                room[key] -= 1
+            else:
+                del split_of[index]
     n_train = sum(split == "train" for split in split_of.values())
-    stamp = f"seed {seed}, limit {limit}\n"
+    stamp = f"seed {seed}, limit {limit}" + (f", per class {per_class}" if per_class else "") + "\n"
     if marker.is_file() and marker.read_text() == stamp:
         return n_train, len(split_of) - n_train
     marker.unlink(missing_ok=True)  # an interrupted or different earlier write: start over
     for split in ("train", "val"):
         shutil.rmtree(root / split, ignore_errors=True)
     for index, (image, digit) in enumerate(zip(images, targets, strict=True)):
+        if index not in split_of:
+            continue
         split = split_of[index]
         folder = root / split / str(digit)
         folder.mkdir(parents=True, exist_ok=True)

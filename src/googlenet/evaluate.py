@@ -104,6 +104,7 @@ def evaluate_weights(
     output: str | Path | None = None,
     strict: bool = False,
     resize: str = "shorter",
+    plot: bool = True,
 ) -> dict[str, Any]:
     """``googlenet eval``: score weights (an ensemble if several) on an image folder.
 
@@ -112,10 +113,11 @@ def evaluate_weights(
     ``backend`` runs PyTorch weights (see :data:`googlenet.runtime.backends.BACKENDS`);
     ``amp="bf16"`` runs that backend in bf16 as ``predict --amp bf16`` does (the same
     probabilities), ``"fp16"`` the plain module under fp16 autocast (GPUs without bf16). Writes
-    the report as JSON and the confusion matrix as PNG beside the first weights (or at
-    ``output``) and returns the report. Unreadable images are named on stderr as they come,
-    skipped and counted (``skipped`` in the report); ``strict`` stops at the first one.
-    ``resize="squash"`` resizes to 256x256 before the crops (BVLC Caffe's test protocol).
+    the report as JSON and the confusion matrix as PNG (unless ``plot`` is false) beside the
+    first weights (or at ``output``) and returns the report. Unreadable images are named on
+    stderr as they come, skipped and counted (``skipped`` in the report); ``strict`` stops at
+    the first one. ``resize="squash"`` resizes to 256x256 before the crops (BVLC Caffe's test
+    protocol).
     """
     from .runtime.device import pick_device
 
@@ -146,7 +148,8 @@ def evaluate_weights(
     report = _report(counts, dataset.classes, config, weights, folder, crops)
     report["resize"] = resize
     report["seconds"] = round(time.perf_counter() - start, 3)
-    _write_report(report, counts, dataset.classes, output or default_report_path(weights, crops))
+    path = output or default_report_path(weights, crops)
+    _write_report(report, counts, dataset.classes, path, plot)
     return report
 
 
@@ -264,7 +267,9 @@ def default_report_path(weights: Sequence[str | Path], crops: int) -> Path:
     return first.with_name(f"{first.stem}{ensemble}.eval-{crops}crop.json")
 
 
-def _write_report(report: dict, counts: EvalCounts, classes: list[str], path: str | Path) -> None:
+def _write_report(
+    report: dict, counts: EvalCounts, classes: list[str], path: str | Path, plot: bool = True
+) -> None:
     """The JSON report and, beside it, the confusion matrix PNG (data classes x the model's
     classes among them, plus one "other" column for predictions outside the data's classes)."""
     path = Path(path)
@@ -274,10 +279,12 @@ def _write_report(report: dict, counts: EvalCounts, classes: list[str], path: st
     if counts.confusion.shape[1] > len(classes):
         other = counts.confusion.sum(1) - cols.sum(1)
         cols, col_names = torch.cat([cols, other.view(-1, 1)], 1), col_names + ["other"]
-    report["json"], report["confusion_matrix"] = str(path), str(png)
+    report["json"], report["confusion_matrix"] = str(path), str(png) if plot else None
     try:
-        title = f"{', '.join(report['labels'])}: top-1 {report['top1']:.2f}%"
-        plot_confusion(cols, classes, col_names, png, title=f"{title}, {report['crops']} crop(s)")
+        if plot:
+            title = f"{', '.join(report['labels'])}: top-1 {report['top1']:.2f}%"
+            title = f"{title}, {report['crops']} crop(s)"
+            plot_confusion(cols, classes, col_names, png, title=title)
         atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     except GoogLeNetError as err:  # a read-only weights folder: the report is still printed
         log.warning("%s (pass --output to write the report elsewhere)", err)
@@ -314,5 +321,6 @@ def render(report: dict[str, Any], fmt: str = "table", per_class: bool = False) 
             t5 = f"{c['top5']:.1f}%" if c["top5"] is not None else "-"
             lines.append(f"{name:<{width}}{c['n']:>6}{t1:>9}{t5:>9}")
     if report.get("json"):
-        lines += ["", f"wrote {report['json']} and {report['confusion_matrix']}"]
+        wrote = [report["json"], report["confusion_matrix"]]
+        lines += ["", "wrote " + " and ".join(str(w) for w in wrote if w)]
     return "\n".join(lines)

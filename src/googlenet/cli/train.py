@@ -86,6 +86,13 @@ def _add_run(p: argparse.ArgumentParser, D) -> None:
         metavar="STEPS",
         help="also checkpoint (last.pt) every STEPS steps, not only at epoch ends (0: only there)",
     )
+    p.add_argument(
+        "--best-checkpoint",
+        action=argparse.BooleanOptionalAction,
+        default=D.best_checkpoint,
+        help="write best.pt, a full checkpoint of the best epoch, beside best.safetensors "
+        "(default: on; off saves one checkpoint write each time val top-1 improves)",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument(
         "--print-freq", type=positive_int, default=D.print_freq, metavar="STEPS", help="log every"

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import ConfigError, DataError, require
 from ..fileio import atomic_write_text, output_lock
+from ..runtime.device import pick_device, training_threads
 from . import measure, plan
 from .claims import judge
 from .report import write_report
@@ -39,7 +40,9 @@ from .report import write_report
 log = logging.getLogger("googlenet.study")
 QUIET = ("googlenet.train", "googlenet.evaluate", "googlenet.runtime")
 SETTINGS = ("data", "preset", "input_size", "epochs", "batch_size")  # said first in the report
-NOT_RECIPE = ("resume", "print_freq", "workers")  # how the runs go, not what they learn
+# How the runs go, not what they learn (the thread count fixes the float order, not the recipe:
+# a study moved to another machine goes on, each arm resuming with its own recorded count).
+NOT_RECIPE = ("resume", "print_freq", "workers", "threads", "best_checkpoint")
 
 
 def run_study(
@@ -74,6 +77,9 @@ def run_study(
             splits["spec"], preset, budget["epochs"], budget["input_size"],
             budget["batch_size"], workers,
         )  # fmt: skip
+        # One thread count for every arm, fixed now (and one warning if the CPUs are busy),
+        # rather than each run sampling the load again: the arms compute alike.
+        base["threads"] = training_threads(None, log if pick_device(None).type == "cpu" else None)
         arms = plan.arms_for(chosen, preset)
         _check_settings(arms, base, output_dir / "arms" / "settings.json")
         records, costs = _run_arms(output_dir, arms, base, seeds, splits, quick)
@@ -82,7 +88,7 @@ def run_study(
             extra["table3"] = _table3(output_dir, records["baseline"], splits)
         results = {
             "command": command or "googlenet study (API)",
-            "machine": _machine(),
+            "machine": _machine() + f"; {base['threads']} training threads",
             "settings": {k: base[k] for k in SETTINGS},
             "shared": {k: val for k, val in base.items() if k not in SETTINGS + NOT_RECIPE},
             "data": {k: splits[k] for k in ("train_images", "val_images", "classes")},

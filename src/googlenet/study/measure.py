@@ -14,13 +14,14 @@ import logging
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from .plan import Arm
 
 log = logging.getLogger("googlenet.study")
+M = TypeVar("M", bound=torch.nn.Module)
 CURVE_KEYS = ("train_loss", "train_loss_main", "train_top1", "val_loss", "val_top1")
 
 
@@ -44,8 +45,8 @@ def train_arm(
     scores = {}
     for split, folder in (("val", val_dir), ("train", train_dir)):
         report = evaluate_weights(
-            [weights], folder, crops=1, workers=0, backend="eager", amp="bf16",
-            output=out / f"eval-{split}-1crop.json",
+            [weights], folder, crops=1, workers=0, backend="torch", amp="bf16",
+            output=out / f"eval-{split}-1crop.json", plot=False,
         )  # fmt: skip
         scores[split] = report["top1"]
     rows = result["metrics"]
@@ -73,7 +74,9 @@ def costs(arms: list[Arm], base: dict[str, Any], classes: list[str], rounds: int
     mode, the training step's bf16 autocast and channels_last). The arms are timed in turns,
     one batch each, ``rounds`` times, and the fastest turn kept (timeit's rule: on a machine
     shared with other work, the slower turns measure the other work): a load that comes and
-    goes then slows no arm more than another."""
+    goes then slows no arm more than another. The networks are built without their random
+    initialization (a constant instead: the values change none of these costs, and drawing
+    VGG-16's and the naive network's would take longer than timing them)."""
     from ..analysis import measure, params_of
     from ..runtime.device import pick_device
     from ..runtime.training import training_memory
@@ -83,8 +86,9 @@ def costs(arms: list[Arm], base: dict[str, Any], classes: list[str], rounds: int
     out, models = {}, {}
     for arm in arms:
         cfg = TrainConfig(**arm.settings(base))
-        torch.manual_seed(0)
-        model = build_model(cfg, classes, None)
+        with torch.device("meta"):
+            model = build_model(cfg, classes, None)
+        model = _filled(model.to_empty(device="cpu"))
         size = model.config.input_size
         params, macs = measure(model.eval(), torch.zeros(1, 3, size, size))
         aux = sum(params_of(a) for a in (model.aux1, model.aux2) if a is not None)
@@ -101,19 +105,29 @@ def costs(arms: list[Arm], base: dict[str, Any], classes: list[str], rounds: int
     dev = pick_device(None)  # where the study trains: the GPU when there is one
     x = torch.randn(32, 3, size, size, device=dev).contiguous(memory_format=torch.channels_last)
     with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16):
-        for turn in range(rounds + 2):
+        warm = 1 if rounds < 3 else 2  # the first turns create and warm the kernels
+        for turn in range(rounds + warm):
             for name, model in models.items():
                 model.to(dev)
                 t = time.perf_counter()
                 model(x)
                 if dev.type == "cuda":
                     torch.cuda.synchronize(dev)
-                if turn >= 2:  # the first turns create and warm the kernels
+                if turn >= warm:
                     times[name].append(time.perf_counter() - t)
                 model.cpu()  # one network on the device at a time
     for name in models:
         out[name]["infer_images_per_s"] = 32 / min(times[name])
     return out
+
+
+def _filled(model: M, value: float = 0.01) -> M:
+    """``model``'s tensors set to a constant: finite, and no subnormal numbers (which slow a CPU's
+    arithmetic down) in memory that ``to_empty`` left as it found it."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.fill_(value) if tensor.is_floating_point() else tensor.zero_()
+    return model
 
 
 def table3(weights: list[str], val_dir: Path, out: Path, crops=(1, 10, 144)) -> dict[str, Any]:
@@ -125,8 +139,8 @@ def table3(weights: list[str], val_dir: Path, out: Path, crops=(1, 10, 144)) -> 
     grid = {}
     for n in crops:
         report = evaluate_weights(
-            weights, val_dir, crops=n, workers=0, backend="eager", amp="bf16",
-            output=out / f"table3-{n}crops.json",
+            weights, val_dir, crops=n, workers=0, backend="torch", amp="bf16",
+            output=out / f"table3-{n}crops.json", plot=False,
         )  # fmt: skip
         members = report.get("members") or [{"top1": report["top1"]}]
         grid[str(n)] = {

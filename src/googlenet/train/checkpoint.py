@@ -187,8 +187,9 @@ def checkpoint_errors(path: Path | None):
 def save_epoch_files(
     out: Path, loop: Loop, epoch: int, row: dict, best: float, rows: list, rng: list
 ) -> float:
-    """The epoch's files: best.safetensors and best.pt when val top-1 improved (the better of the
-    model and its Polyak average), then last.pt. Returns the best top-1 so far."""
+    """The epoch's files: best.safetensors and best.pt (unless ``--no-best-checkpoint``) when val
+    top-1 improved (the better of the model and its Polyak average), then last.pt. Returns the
+    best top-1 so far."""
     candidates = [("model", row.get("val_top1"), loop.raw)]
     if loop.polyak is not None:
         candidates.append(("polyak", row.get("polyak_top1"), unwrap(loop.polyak)))
@@ -197,7 +198,8 @@ def save_epoch_files(
         best = top1
         meta = {"epoch": str(epoch), "val_top1": f"{top1:.4f}", "weights": which}
         save_weights(module, out / "best.safetensors", meta)
-        save_checkpoint(out / "best.pt", loop, epoch, best, rows, rng)
+        if loop.cfg.best_checkpoint:
+            save_checkpoint(out / "best.pt", loop, epoch, best, rows, rng)
     save_checkpoint(out / "last.pt", loop, epoch, best, rows, rng)
     return best
 

@@ -110,6 +110,9 @@ class TrainConfig:
     seed: int = 0
     resume: str | None = None  # a checkpoint, or "auto": <output_dir>/last.pt if it exists
     save_every: int = 0  # also write last.pt every N steps (0: at the end of each epoch only)
+    # best.pt, a full checkpoint of the best epoch (to resume from it), beside best.safetensors;
+    # False keeps only the weights: a checkpoint write fewer when val improves.
+    best_checkpoint: bool = True
     strict: bool = False  # stop at the first unreadable image instead of skipping it
     print_freq: int = 10
     # Record the gradient norm reaching each stage (conv1, 3a, 4a, 4e, 5b) at each of the first

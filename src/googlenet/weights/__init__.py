@@ -231,7 +231,11 @@ def load(
             fields["class_names"] = None
         if class_names is not None:
             fields["class_names"] = tuple(class_names)
-        model = networks.build(GoogLeNetConfig.from_dict(fields))
+        wanted = GoogLeNetConfig.from_dict(fields)
+        # Every tensor comes from the file unless a part is fresh: then no need to draw the
+        # random initialization first (a third of loading VGG-16 or the naive network).
+        from_file = not new_classes and not (wanted.aux_logits and not config.aux_logits)
+        model = _build_empty(wanted) if from_file else networks.build(wanted)
     except ConfigError as err:
         raise WeightsError(f"cannot build the model for {path}: {err}") from err
 
@@ -301,7 +305,23 @@ def _load_strict(
             )
         if value.dtype.is_floating_point and not torch.isfinite(value).all():
             raise WeightsError(f"{path}: tensor {key!r} holds NaN or infinite values")
-    model.load_state_dict(state_dict, strict=False)
+    if any(t.is_meta for t in model.state_dict().values()):  # built by _build_empty
+        cast = {k: v.to(expected[k].dtype) for k, v in state_dict.items()}
+        model.load_state_dict(cast, strict=True, assign=True)
+    else:
+        model.load_state_dict(state_dict, strict=False)
+
+
+def _build_empty(config: GoogLeNetConfig) -> GoogLeNet:
+    """The network for ``config`` with its tensors on the meta device (no memory, no random
+    initialization): :func:`_load_strict` then assigns the file's. Built for real where a
+    tensor would not come from a state dict (a non-persistent buffer)."""
+    with torch.device("meta"):
+        model = networks.build(config)
+    named = {k for k, _ in model.named_parameters()} | {k for k, _ in model.named_buffers()}
+    if not named <= set(model.state_dict()):
+        return networks.build(config)
+    return model
 
 
 def _read(path: Path) -> tuple[GoogLeNetConfig, dict[str, torch.Tensor]]:
