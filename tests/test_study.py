@@ -222,6 +222,10 @@ def test_claims_and_arms():
     assert plan.claim_arms("aux", "paper") == ["baseline", "baseline-noaux"]
     for arm in plan.arms_for(list(plan.CLAIMS), "paper-bn"):
         assert len(arm.changes) <= 2  # one setting apart (paper-noaux: from the paper arm)
+    # claim 5 compares like with like too: GoogLeNet without BatchNorm against VGG and AlexNet
+    assert [a.name for a in plan.arms_for(["vgg"], "paper-bn")] == [
+        "baseline", "paper", "alexnet", "vgg16"]  # fmt: skip
+    assert plan.claim_arms("vgg", "paper") == ["baseline", "vgg16", "alexnet"]
 
 
 def test_bad_claims_and_data_are_one_line_errors(tmp_path, capsys):
@@ -300,3 +304,16 @@ def test_aux_summary_quotes_the_gradient_norms_not_the_accuracies():
     assert grads and grads[0]["values"][arms[0]] == pytest.approx([3.0, 3.1, 3.2])
     line = next(s for s in found["summary"] if "reaching conv1" in s)
     assert "3.100 ± 0.100" in line and "50.00" not in line, line
+
+
+def test_vgg_claim_compares_the_batchnorm_baseline_and_the_paper_arm_with_each_network():
+    arms = plan.claim_arms("vgg", "paper-bn")
+    records = {arm: [{"seed": s, "val_top1": 10.0 * (i + 1) + s} for s in range(3)]
+               for i, arm in enumerate(arms)}  # fmt: skip
+    found = judge("vgg", records, {}, {}, "paper-bn")
+    pairs = [tuple(c["arms"]) for c in found["comparisons"]]
+    assert pairs == [("baseline", "vgg16"), ("baseline", "alexnet"), ("paper", "vgg16"),
+                     ("paper", "alexnet")]  # fmt: skip
+    assert found["summary"][2].startswith("vgg16 vs paper: val top-1 21.00 ± 1.00%")
+    # with the paper preset as the baseline there is no second, BatchNorm-free reference
+    assert len(judge("vgg", records, {}, {}, "paper")["comparisons"]) == 2

@@ -61,8 +61,9 @@ CAVEATS = {
     "trained without flips or with large crops only (the default study's digits) meets them "
     "for the first time, and more crops can then raise the error.",
     "vgg": "torchvision's VGG-16 and AlexNet have no BatchNorm: against a paper-bn baseline, a "
-    "short run measures how fast each starts to learn as much as what it can reach; compare "
-    "with the aux claim's paper arm, or run with --baseline paper.",
+    "short run measures how fast each starts to learn as much as what it can reach. The paper "
+    "arm (GoogLeNet without BatchNorm) is compared with them too, like with like; networks "
+    "without BatchNorm need more steps to leave chance (--epochs).",
     "gap": "The train - validation gap is measured on the training images without "
     "augmentation, after training; a head that underfits has a small gap too.",
 }
@@ -72,7 +73,6 @@ def judge(claim: str, records: dict[str, list[dict]], costs: dict[str, dict], ex
           preset: str) -> dict[str, Any]:  # fmt: skip
     """The measured comparisons of ``claim`` and a one-paragraph verdict."""
     arms = claim_arms(claim, preset)
-    ref = arms[0]
     out: dict[str, Any] = {"arms": arms, "comparisons": []}
     if claim == "crops":
         grid = extra.get("table3")
@@ -81,9 +81,7 @@ def judge(claim: str, records: dict[str, list[dict]], costs: dict[str, dict], ex
             out["tests"] = v.grid_verdicts(grid)
             out["summary"] = _crops_summary(grid, out["tests"])
         return out
-    pairs = [(a, b) for a, b in zip(arms[::2], arms[1::2], strict=False)] if claim == "aux" else [
-        (ref, other) for other in arms[1:]
-    ]  # fmt: skip
+    pairs = _pairs(claim, arms)
     lines = []
     for a, b in pairs:
         comp = v.compare(records, a, b, "val_top1")
@@ -113,6 +111,19 @@ def judge(claim: str, records: dict[str, list[dict]], costs: dict[str, dict], ex
                     )
     out["summary"] = lines
     return out
+
+
+def _pairs(claim: str, arms: list[str]) -> list[tuple[str, str]]:
+    """(reference, other) pairs: aux's two with/without pairs; vgg's baseline against each
+    reference network and, when the baseline has BatchNorm, the paper arm (none, like them)
+    against each too; the other claims' reference against each other arm."""
+    if claim == "aux":
+        return list(zip(arms[::2], arms[1::2], strict=False))
+    ref, others = arms[0], arms[1:]
+    if claim == "vgg" and "paper" in others:
+        nets = [a for a in others if a != "paper"]
+        return [(ref, n) for n in nets] + [("paper", n) for n in nets]
+    return [(ref, other) for other in others]
 
 
 def _grad_compare(records: dict, a: str, b: str, stage: str) -> dict | None:

@@ -20,7 +20,8 @@ CLAIMS: dict[str, tuple[str, ...]] = {
     "aux": ("paper", "paper-noaux", "baseline", "baseline-noaux"),
     "gap": ("baseline", "fc-head"),
     "crops": ("baseline",),
-    "vgg": ("baseline", "vgg16", "alexnet"),
+    # "paper" last: GoogLeNet without BatchNorm, like torchvision's VGG-16 and AlexNet
+    "vgg": ("baseline", "vgg16", "alexnet", "paper"),
 }
 TITLES = {
     "reduce": "1x1 reductions (Figure 2a vs 2b)",
