@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 from helpers.folders import make_dataset, train_args
-from helpers.reliability import assert_one_line_error, main
+from helpers.reliability import assert_one_line_error, main, torchrun
 from torch import nn
 
 from googlenet.data import Batch
@@ -317,3 +317,22 @@ def test_vgg_claim_compares_the_batchnorm_baseline_and_the_paper_arm_with_each_n
     assert found["summary"][2].startswith("vgg16 vs paper: val top-1 21.00 ± 1.00%")
     # with the paper preset as the baseline there is no second, BatchNorm-free reference
     assert len(judge("vgg", records, {}, {}, "paper")["comparisons"]) == 2
+
+
+@pytest.mark.slow
+def test_study_under_torchrun_trains_each_arm_on_every_process_and_reports_once(tmp_path):
+    """``torchrun --nproc-per-node 2 -m googlenet study``: each arm one DDP run of 2 processes
+    (gloo here, NCCL on GPUs), rank 0 alone evaluating, recording and reporting."""
+    proc = torchrun(tmp_path, "study", "--quick", "--claims", "gap", "--output-dir", "s",
+                    "-b", "5", timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("study: [4/4] fc-head seed 1 trained") == 1  # rank 0 prints
+    out = tmp_path / "s"
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["records"]) == {"baseline", "fc-head"}
+    for arm in ("baseline", "fc-head"):
+        for seed in (0, 1):
+            ckpt = torch.load(out / "runs" / arm / f"seed{seed}" / "last.pt", weights_only=True)
+            assert ckpt["world_size"] == 2 and ckpt["args"]["seed"] == seed
+            assert ckpt["args"]["batch_size"] == 5  # per process: 2 steps of 2 x 5 images
+    assert (out / "report.html").is_file() and not list(out.glob("**/*.tmp"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import add_input_size, add_workers, positive_int
+from .args import add_batch_size, add_input_size, add_workers, positive_int
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -17,8 +17,9 @@ def add(sub: argparse._SubParsersAction) -> None:
         description="Train each claim's arms (configurations one setting apart, several seeds "
         "each) with googlenet train, evaluate them with googlenet eval, and write results.json, "
         "report.md and a self-contained report.html with a verdict per claim (Welch's t-test "
-        "against the seed-to-seed spread). Without --data: scikit-learn's digits, a budget of "
-        "about 30 minutes on a 2-core CPU. Run it again to resume. See docs/study.md.",
+        "against the seed-to-seed spread). Without --data: scikit-learn's digits, about 12 "
+        "minutes on 2 idle CPU cores. Run it again to resume; under torchrun each arm trains "
+        "on every process. See docs/study.md.",
     )
     p.add_argument(
         "--data",
@@ -40,6 +41,9 @@ def add(sub: argparse._SubParsersAction) -> None:
         None,
         f" (default {DEFAULT['input_size']}: the last map is 2x2, and AlexNet takes 63 px and up)",
     )
+    add_batch_size(
+        p, None, f"images per process and step, every arm (default {DEFAULT['batch_size']})"
+    )
     p.add_argument(
         "--baseline",
         choices=["paper-bn", "paper", "torchvision"],
@@ -58,8 +62,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="every claim end to end on 2 images a class, 1 epoch, 2 seeds (the tests; about 3 "
-        "minutes on 2 busy cores, most of it the naive network and VGG-16)",
+        help="every claim end to end on 2 training and 1 validation image a class, 1 epoch, 2 "
+        "seeds (the tests; under a minute on 2 idle cores, most of it the naive network and "
+        "VGG-16 writing their checkpoints)",
     )
     add_workers(p, 0, " (0: small images decode in microseconds)")
 
@@ -74,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         epochs=args.epochs,
         input_size=args.input_size,
+        batch_size=args.batch_size,
         preset=args.baseline,
         quick=args.quick,
         workers=args.workers,

@@ -73,6 +73,11 @@ def setup(device: str | None = None) -> Dist:
     return Dist(rank=rank, world=world, local_rank=local_rank, device=dev)
 
 
+def joined() -> bool:
+    """Whether this process is in a process group already (a caller set it up: the study)."""
+    return dist.is_initialized()
+
+
 def cleanup() -> None:
     global _control
     if dist.is_initialized():

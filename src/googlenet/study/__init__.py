@@ -27,11 +27,13 @@ import shlex
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError, require
 from ..fileio import atomic_write_text, output_lock
+from ..runtime import distributed
 from ..runtime.device import pick_device, training_threads
 from . import measure, plan
 from .claims import judge
@@ -53,6 +55,7 @@ def run_study(
     seeds: int | None = None,
     epochs: int | None = None,
     input_size: int | None = None,
+    batch_size: int | None = None,
     preset: str = "paper-bn",
     quick: bool = False,
     workers: int = 0,
@@ -64,30 +67,83 @@ def run_study(
     budget = dict(plan.QUICK if quick else plan.DEFAULT)
     budget["epochs"] = epochs or budget["epochs"]
     budget["input_size"] = input_size or budget["input_size"]
+    budget["batch_size"] = batch_size or budget["batch_size"]
     seeds = seeds or (plan.QUICK_SEEDS if quick else 3)
     if data is not None and not (str(data).startswith(("http://", "https://"))
                                  or Path(data).exists()):  # fmt: skip
         raise DataError(f"--data {data}: no such folder; give an image folder or shards")
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError(f"--output-dir {output_dir} is a file; give a folder")
+    job = _Study(output_dir, data, budget, preset, workers, chosen, seeds, quick, command)
     start = time.perf_counter()
-    with output_lock(output_dir, "study"), _quiet():
-        splits = _data(output_dir, data, budget)
-        base = plan.base_settings(
-            splits["spec"], preset, budget["epochs"], budget["input_size"],
-            budget["batch_size"], workers,
-        )  # fmt: skip
+    d = distributed.setup(None)  # under torchrun: one process group for every arm's run
+    try:
+        if not d.is_main:
+            _follow(job)
+            return {}
+        return _lead(job, start)
+    finally:
+        distributed.cleanup()
+
+
+@dataclass(frozen=True)
+class _Study:
+    """What one ``googlenet study`` command asks for, resolved."""
+
+    out: Path
+    data: str | None
+    budget: dict[str, int]
+    preset: str
+    workers: int
+    chosen: list[str]
+    seeds: int
+    quick: bool
+    command: str
+
+    def settings(self, splits: dict[str, Any], warn: bool) -> dict[str, Any]:
+        """The TrainConfig fields every arm shares."""
+        b = self.budget
+        base = plan.base_settings(splits["spec"], self.preset, b["epochs"], b["input_size"],
+                                  b["batch_size"], self.workers)  # fmt: skip
         # One thread count for every arm, fixed now (and one warning if the CPUs are busy),
         # rather than each run sampling the load again: the arms compute alike.
-        base["threads"] = training_threads(None, log if pick_device(None).type == "cpu" else None)
+        base["threads"] = training_threads(None, log if warn else None)
+        return base
+
+
+def _follow(job: _Study) -> None:
+    """A process other than rank 0 under torchrun: its share of each arm's training, in step
+    with rank 0, which alone writes, evaluates and reports. After each run it waits for rank 0's
+    record of it (polling the file, not a collective: rank 0's evaluation may take longer than a
+    collective's timeout on a real dataset; torchrun stops this process if rank 0 fails)."""
+    with _quiet():
+        distributed.barrier()  # rank 0 has written the data
+        base = job.settings(_data(job.out, job.data, job.budget), warn=False)
+        for arm in plan.arms_for(job.chosen, job.preset):
+            for seed in range(job.seeds):
+                record = job.out / "arms" / f"{arm.name}-seed{seed}.json"
+                if record.is_file():
+                    continue
+                measure.train_run(arm, seed, base, job.out / "runs")
+                while not record.is_file():
+                    time.sleep(0.5)
+
+
+def _lead(job: _Study, start: float) -> dict[str, Any]:
+    """The study itself (rank 0 under torchrun): data, arms, results.json, the report."""
+    out, chosen, preset, seeds = job.out, job.chosen, job.preset, job.seeds
+    with output_lock(out, "study"), _quiet():
+        splits = _data(out, job.data, job.budget)
+        distributed.barrier()  # the data are written: the other processes may read them
+        base = job.settings(splits, warn=pick_device(None).type == "cpu")
         arms = plan.arms_for(chosen, preset)
-        _check_settings(arms, base, output_dir / "arms" / "settings.json")
-        records, costs = _run_arms(output_dir, arms, base, seeds, splits, quick)
+        _check_settings(arms, base, out / "arms" / "settings.json")
+        records, costs = _run_arms(out, arms, base, seeds, splits, job.quick)
         extra = {}
         if "crops" in chosen:
-            extra["table3"] = _table3(output_dir, records["baseline"], splits)
+            extra["table3"] = _table3(out, records["baseline"], splits)
         results = {
-            "command": command or "googlenet study (API)",
+            "command": job.command or "googlenet study (API)",
             "machine": _machine() + f"; {base['threads']} training threads",
             "settings": {k: base[k] for k in SETTINGS},
             "shared": {k: val for k, val in base.items() if k not in SETTINGS + NOT_RECIPE},
@@ -100,8 +156,8 @@ def run_study(
             "seconds": time.perf_counter() - start,
             "arm_seconds": sum(r["seconds"] for recs in records.values() for r in recs),
         }
-        atomic_write_text(output_dir / "results.json", json.dumps(results, indent=1) + "\n")
-        paths = write_report(results, output_dir)
+        atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
+        paths = write_report(results, out)
     _print_verdicts(results, paths)
     return results
 

@@ -29,18 +29,25 @@ def run_dir(runs: Path, arm: Arm, seed: int) -> Path:
     return runs / arm.name / f"seed{seed}"
 
 
+def train_run(arm: Arm, seed: int, base: dict[str, Any], runs: Path) -> dict[str, Any]:
+    """Train (or finish: ``--resume auto``) one seed of ``arm``: ``googlenet train``'s summary.
+    Under torchrun every process calls it (the study's group is the run's)."""
+    from ..train import TrainConfig, train
+
+    out = run_dir(runs, arm, seed)
+    return train(TrainConfig(**(arm.settings(base) | {"seed": seed, "output_dir": str(out)})))
+
+
 def train_arm(
     arm: Arm, seed: int, base: dict[str, Any], runs: Path, train_dir: Path, val_dir: Path
 ) -> dict[str, Any]:
-    """Train (or finish: ``--resume auto``) one seed of ``arm``, evaluate it; its record."""
+    """Train (or finish) one seed of ``arm``, evaluate it; its record."""
     from ..evaluate import evaluate_weights
-    from ..train import TrainConfig, train
     from ..train.run import read_grad_norms
 
     start = time.perf_counter()
     out = run_dir(runs, arm, seed)
-    cfg = TrainConfig(**(arm.settings(base) | {"seed": seed, "output_dir": str(out)}))
-    result = train(cfg)
+    result = train_run(arm, seed, base, runs)
     weights = out / "final.safetensors"
     scores = {}
     for split, folder in (("val", val_dir), ("train", train_dir)):

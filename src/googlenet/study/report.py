@@ -97,6 +97,7 @@ def plot_cost(results: dict, claim: str, arms: list[str], out: Path) -> Path:
             ax.errorbar(cost[key], m, yerr=s, fmt="o", color=COLORS[i % len(COLORS)], capsize=3,
                         label=f"{arm} ({cost['params'] / 1e6:.1f}M params)")  # fmt: skip
         ax.set(xscale="log", xlabel=label, ylabel="val top-1 (%)")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # 2x10^2 3x10^2 ... overprinted
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return metrics.save_figure(fig, out / f"{claim}-cost.png", dpi=100)

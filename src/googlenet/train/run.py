@@ -59,6 +59,7 @@ def train(cfg: TrainConfig, given: set[str] | None = None) -> dict[str, Any]:
     ``given``: the flags typed on the command line. When the run resumes, the others take the
     checkpoint's values (:meth:`TrainConfig.merge_resumed`); None (the API) keeps ``cfg`` as is.
     """
+    owned = not distributed.joined()  # a group its caller set up (the study's) stays up
     d = distributed.setup(cfg.device)
     if not d.is_main:
         logging.getLogger("googlenet").setLevel(logging.WARNING)
@@ -66,11 +67,11 @@ def train(cfg: TrainConfig, given: set[str] | None = None) -> dict[str, Any]:
     # the ranks still running when one has exited, and a rank that has saved and is on its way
     # out must not be killed before it has said so.
     with StopSignals(announce=d.is_main) as stop:
-        return _train_here(cfg, d, stop, given)
+        return _train_here(cfg, d, stop, given, owned)
 
 
 def _train_here(
-    cfg: TrainConfig, d: Dist, stop: StopSignals, given: set[str] | None
+    cfg: TrainConfig, d: Dist, stop: StopSignals, given: set[str] | None, owned: bool = True
 ) -> dict[str, Any]:
     try:
         with _run_lock(cfg, d):
@@ -96,7 +97,8 @@ def _train_here(
             raise failed from err
         raise
     finally:
-        distributed.cleanup()
+        if owned:
+            distributed.cleanup()
 
 
 @dataclass
