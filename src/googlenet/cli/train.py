@@ -53,25 +53,7 @@ def _add_run(p: argparse.ArgumentParser, D) -> None:
     )
     add_preset(p)
     p.add_argument("--weights", type=existing_file, help="fine-tune from these weights")
-    p.add_argument(
-        "--arch",
-        choices=["googlenet", "vgg16", "alexnet"],
-        default=D.arch,
-        help="the network: GoogLeNet, or torchvision's VGG-16 or AlexNet to compare with "
-        "(trained the same way; see docs/study.md)",
-    )
-    p.add_argument(
-        "--inception",
-        choices=["reduced", "naive"],
-        default=D.inception,
-        help="Inception modules: the paper's with 1x1 reductions, or Figure 2a's naive ones",
-    )
-    p.add_argument(
-        "--head",
-        choices=["gap", "fc"],
-        default=D.head,
-        help="gap: global average pooling (the paper); fc: flatten + FC 1024 (AlexNet/VGG's way)",
-    )
+    _add_variants(p, D)
     add_input_size(p, None, " (default 224, or the input size of --weights when fine-tuning)")
     p.add_argument("--epochs", type=positive_int, default=D.epochs, help="epochs to train")
     p.add_argument(
@@ -104,6 +86,29 @@ def _add_run(p: argparse.ArgumentParser, D) -> None:
         metavar="STEPS",
         help="record the gradient norm reaching conv1, 3a, 4a, 4e and 5b at each of the first "
         "STEPS steps (the run's grad_norms.csv)",
+    )
+
+
+def _add_variants(p: argparse.ArgumentParser, D) -> None:
+    """The network's variants that ``googlenet study`` compares with the paper's."""
+    p.add_argument(
+        "--arch",
+        choices=["googlenet", "vgg16", "alexnet"],
+        default=D.arch,
+        help="the network: GoogLeNet, or torchvision's VGG-16 or AlexNet to compare with "
+        "(trained the same way; see docs/study.md)",
+    )
+    p.add_argument(
+        "--inception",
+        choices=["reduced", "naive"],
+        default=D.inception,
+        help="Inception modules: the paper's with 1x1 reductions, or Figure 2a's naive ones",
+    )
+    p.add_argument(
+        "--head",
+        choices=["gap", "fc"],
+        default=D.head,
+        help="gap: global average pooling (the paper); fc: flatten + FC 1024 (AlexNet/VGG's way)",
     )
 
 

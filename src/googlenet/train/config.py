@@ -137,27 +137,18 @@ class TrainConfig:
             problems.append(
                 f"--decode must be one of {', '.join(DECODE_CHOICES)}, got {self.decode!r}"
             )
-        if self.bias_lr_mult is not None and not 0 <= self.bias_lr_mult <= 100:
-            problems.append(f"--bias-lr-mult must be in [0, 100], got {self.bias_lr_mult}")
-        if not 0 < self.poly_power <= 10:
-            problems.append(f"--poly-power must be in (0, 10], got {self.poly_power}")
+        problems += self._range_problems()
         if not (0 < self.scale[0] <= self.scale[1] <= 1):
             problems.append(f"--scale needs 0 < MIN <= MAX <= 1, got {self.scale}")
         if not (0 < self.ratio[0] <= self.ratio[1]):
             problems.append(f"--ratio needs 0 < MIN <= MAX, got {self.ratio}")
         if self.average not in AVERAGES:
             problems.append(f"--average must be one of {', '.join(AVERAGES)}, got {self.average!r}")
-        if not 0 <= self.polyak_start:
-            problems.append(f"--polyak-start must be 0 or more epochs, got {self.polyak_start}")
         if self.momentum_style not in (None, *MOMENTUM_STYLES):
             problems.append(
                 f"--momentum-style must be one of {', '.join(MOMENTUM_STYLES)}, "
                 f"got {self.momentum_style!r}"
             )
-        if not 0 <= self.polyak_decay < 1:
-            problems.append(f"--polyak-decay must be in [0, 1), got {self.polyak_decay}")
-        if not 0 <= self.label_smoothing < 1:
-            problems.append(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.freeze_trunk and self.weights is None:
             problems.append("--freeze-trunk needs --weights (a frozen random trunk learns nothing)")
         if self.weights is not None and self.resume not in (None, "auto"):
@@ -165,18 +156,10 @@ class TrainConfig:
                 "--weights starts a run and --resume PATH continues one (its weights are in the "
                 "checkpoint): pass one of them"
             )
-        if not 0 <= self.momentum < 1:
-            problems.append(f"--momentum must be in [0, 1), got {self.momentum}")
-        if not 0 <= self.hflip <= 1:
-            problems.append(f"--hflip is a probability, in [0, 1], got {self.hflip}")
-        if self.lr_gamma is not None and not 0 < self.lr_gamma <= 1:
-            problems.append(f"--lr-gamma is a decay factor, in (0, 1], got {self.lr_gamma}")
         for name in ("mean", "std"):
             values = getattr(self, name)
             if values is not None and not all(math.isfinite(v) for v in values):
                 problems.append(f"--{name} must be finite numbers, got {values}")
-        if not 0 <= self.seed < 2**63:
-            problems.append(f"--seed must be in [0, 2**63), got {self.seed}")
         fixed = isinstance(self.threads, int) and self.threads > 0
         if not (fixed or self.threads in (None, "auto")):
             problems.append(f"--threads must be a positive number or auto, got {self.threads!r}")
@@ -186,10 +169,29 @@ class TrainConfig:
                 "machine's load; give --threads N or leave it out"
             )
         problems += self._variant_problems()
-        if self.save_every < 0:
-            problems.append(f"--save-every must be 0 or more, got {self.save_every}")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def _range_problems(self) -> list[str]:
+        """The numbers that must lie in a range, each a message if it does not."""
+        checks = [
+            (self.bias_lr_mult is None or 0 <= self.bias_lr_mult <= 100,
+             f"--bias-lr-mult must be in [0, 100], got {self.bias_lr_mult}"),
+            (0 < self.poly_power <= 10, f"--poly-power must be in (0, 10], got {self.poly_power}"),
+            (0 <= self.polyak_start,
+             f"--polyak-start must be 0 or more epochs, got {self.polyak_start}"),
+            (0 <= self.polyak_decay < 1,
+             f"--polyak-decay must be in [0, 1), got {self.polyak_decay}"),
+            (0 <= self.label_smoothing < 1,
+             f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
+            (0 <= self.hflip <= 1, f"--hflip is a probability, in [0, 1], got {self.hflip}"),
+            (self.lr_gamma is None or 0 < self.lr_gamma <= 1,
+             f"--lr-gamma is a decay factor, in (0, 1], got {self.lr_gamma}"),
+            (0 <= self.seed < 2**63, f"--seed must be in [0, 2**63), got {self.seed}"),
+            (self.save_every >= 0, f"--save-every must be 0 or more, got {self.save_every}"),
+        ]  # fmt: skip
+        return [message for ok, message in checks if not ok]
 
     def _variant_problems(self) -> list[str]:
         """--arch, --inception, --head (the networks ``googlenet study`` compares), and
