@@ -516,15 +516,9 @@ class GoogLeNet(HubMixin, nn.Module):
         self.inception5a = make("inception5a")
         self.inception5b = make("inception5b")
 
-        aux: dict[str, Any] = dict(pooling=cfg.aux_pooling, dropout=cfg.aux_dropout, **block)
         self.aux1: InceptionAux | None
         self.aux2: InceptionAux | None
-        if cfg.aux_logits:
-            # On top of 4a and 4d (section 5), so they read those modules' outputs.
-            self.aux1 = InceptionAux(self.inception4a.out_channels, cfg.num_classes, **aux)
-            self.aux2 = InceptionAux(self.inception4d.out_channels, cfg.num_classes, **aux)
-        else:
-            self.aux1 = self.aux2 = None
+        self.aux1, self.aux2 = self._aux_heads(block)
 
         # Table 1's "avg pool 7x7/1" is a global average pool at 224; written as one so that
         # other input sizes work too.
@@ -537,6 +531,16 @@ class GoogLeNet(HubMixin, nn.Module):
         self.transform_input = cfg.transform_input
         self.feature_info = self._feature_info()
         self.apply(self._init_weights)
+
+    def _aux_heads(self, block: dict[str, Any]) -> tuple[InceptionAux | None, InceptionAux | None]:
+        """The auxiliary classifiers on top of 4a and 4d (section 5), so they read those
+        modules' outputs; none without ``aux_logits``."""
+        cfg = self.config
+        if not cfg.aux_logits:
+            return None, None
+        aux: dict[str, Any] = dict(pooling=cfg.aux_pooling, dropout=cfg.aux_dropout, **block)
+        first = InceptionAux(self.inception4a.out_channels, cfg.num_classes, **aux)
+        return first, InceptionAux(self.inception4d.out_channels, cfg.num_classes, **aux)
 
     # TorchScript compiles properties unless told; num_classes reads the config dataclass.
     __jit_unused_properties__ = ["num_classes"]
