@@ -345,11 +345,7 @@ def export(
     plain = inference_model(model)
     images = check_batch(plain.config, check_images)
     dynamic = dynamic_batch or fmt.always_dynamic_batch
-    # A dynamic batch is traced with 2 images (torch.export specializes a batch of 1), then
-    # checked on all of them at once: another batch size than the traced one.
-    example = images[:2] if dynamic_batch else images[:1]
-    if len(example) < 2 and dynamic_batch:
-        example = example.repeat(2, 1, 1, 1)
+    example = _trace_example(images, dynamic_batch)
     with torch.no_grad():
         reference = plain(images)
     net: ExportNet = plain
@@ -380,6 +376,16 @@ def export(
     atomic_save(path, write_and_check)
     used_opset = (opset or DEFAULT_OPSET) if format == "onnx" else None
     return ExportResult(Path(path), format, dynamic, used_opset, diff, len(images))
+
+
+def _trace_example(images: torch.Tensor, dynamic_batch: bool) -> torch.Tensor:
+    """What the exporter traces: one image for a fixed batch; for a dynamic one 2 images
+    (torch.export specializes a batch of 1), then checked on all of them at once: another batch
+    size than the traced one."""
+    if not dynamic_batch:
+        return images[:1]
+    example = images[:2]
+    return example if len(example) == 2 else example.repeat(2, 1, 1, 1)
 
 
 def _check_format(format: str, opset: int | None) -> Format:
