@@ -336,3 +336,16 @@ def test_study_under_torchrun_trains_each_arm_on_every_process_and_reports_once(
             assert ckpt["world_size"] == 2 and ckpt["args"]["seed"] == seed
             assert ckpt["args"]["batch_size"] == 5  # per process: 2 steps of 2 x 5 images
     assert (out / "report.html").is_file() and not list(out.glob("**/*.tmp"))
+
+
+def test_progress_eta_takes_an_arms_own_time_else_its_inference_cost(capsys):
+    from googlenet.study import _Clock
+
+    a, b = plan.Arm("a"), plan.Arm("b")
+    clock = _Clock([(a, 0), (a, 1), (b, 0), (b, 1)], {"a": 1.0, "b": 4.0})
+    clock.tick(a, 0, {"seconds": 10.0, "val_top1": 50.0}, fresh=True)
+    # a's second seed as long as its first; b's two at 4x a's cost per unit: 10 + 2 x 40 s
+    assert capsys.readouterr().out.strip().endswith("[1/4] a seed 0 trained (10 s): "
+                                                    "val top-1 50.0%, ETA 1m30s")  # fmt: skip
+    clock.tick(a, 1, {"seconds": 30.0, "val_top1": 50.0}, fresh=True)
+    assert capsys.readouterr().out.strip().endswith("ETA 2m40s")  # 20 s a unit now: 2 x 80 s
