@@ -61,7 +61,7 @@ SHARED = {
 HAS = {
     "--device": {"predict", "cam", "train", "eval", "bench", "serve"},
     "--amp": {"predict", "train", "eval"},
-    "--batch-size": {"predict", "train", "eval", "bench"},
+    "--batch-size": {"predict", "train", "eval", "bench", "study"},
     "--workers": {"predict", "train", "eval", "demo", "bench", "shard", "study"},
     "--backend": {"predict", "eval", "bench", "serve"},
     "--crops": {"predict", "eval"},
