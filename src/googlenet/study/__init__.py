@@ -100,6 +100,10 @@ class _Study:
     quick: bool
     command: str
 
+    @property
+    def arms(self) -> list[plan.Arm]:
+        return plan.arms_for(self.chosen, self.preset)
+
     def settings(self, splits: dict[str, Any], warn: bool) -> dict[str, Any]:
         """The TrainConfig fields every arm shares."""
         b = self.budget
@@ -119,7 +123,7 @@ def _follow(job: _Study) -> None:
     with _quiet():
         distributed.barrier()  # rank 0 has written the data
         base = job.settings(_data(job.out, job.data, job.budget), warn=False)
-        for arm in plan.arms_for(job.chosen, job.preset):
+        for arm in job.arms:
             for seed in range(job.seeds):
                 record = job.out / "arms" / f"{arm.name}-seed{seed}.json"
                 if record.is_file():
@@ -136,7 +140,7 @@ def _lead(job: _Study, start: float) -> dict[str, Any]:
         splits = _data(out, job.data, job.budget)
         distributed.barrier()  # the data are written: the other processes may read them
         base = job.settings(splits, warn=pick_device(None).type == "cpu")
-        arms = plan.arms_for(chosen, preset)
+        arms = job.arms
         _check_settings(arms, base, out / "arms" / "settings.json")
         records, costs = _run_arms(out, arms, base, seeds, splits, job.quick)
         extra = {}
@@ -177,11 +181,12 @@ def _data(out: Path, data: str | None, budget: dict) -> dict[str, Any]:
     """The train and validation splits: the digits subset by default, else ``--data``."""
     from ..data import shards
 
-    if data is None:
-        n_train, n_val = plan.write_digit_subset(
-            out, budget["train_per_class"], budget["val_per_class"]
-        )
+    if data is None:  # googlenet demo's digits, the first N of each class (reused when there)
+        from ..demo import write_digits
+
         root = out / "data"
+        per_class = (budget["train_per_class"], budget["val_per_class"])
+        n_train, n_val = write_digits(root, per_class=per_class)
         return {"spec": str(root), "train": root / "train", "val": root / "val",
                 "train_images": n_train, "val_images": n_val, "classes": 10}  # fmt: skip
     train, val, classes = shards.resolve(data, None)

@@ -9,7 +9,6 @@ configuration once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -121,11 +120,3 @@ def base_settings(
         "best_checkpoint": False,
     }
 
-
-def write_digit_subset(root: Path, train_per_class: int, val_per_class: int) -> tuple[int, int]:
-    """The demo's digits (``googlenet demo``'s split) with only the first ``train_per_class``
-    and ``val_per_class`` images of each class: ``root/data/{train,val}/<digit>/``. Reused when
-    complete (a marker written last)."""
-    from ..demo import write_digits
-
-    return write_digits(root / "data", per_class=(train_per_class, val_per_class))

@@ -305,7 +305,7 @@ def _load_strict(
             )
         if value.dtype.is_floating_point and not torch.isfinite(value).all():
             raise WeightsError(f"{path}: tensor {key!r} holds NaN or infinite values")
-    if any(t.is_meta for t in model.state_dict().values()):  # built by _build_empty
+    if any(t.is_meta for t in expected.values()):  # built by _build_empty
         cast = {k: v.to(expected[k].dtype) for k, v in state_dict.items()}
         model.load_state_dict(cast, strict=True, assign=True)
     else:
